@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hearthcdn/hearth/node/pebblestore"
+)
+
+// defaultStoreDir is --store's default: $HEARTH_STORE, else
+// $XDG_DATA_HOME/hearth, else ~/.local/share/hearth.
+func defaultStoreDir() string {
+	if d := os.Getenv("HEARTH_STORE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "hearth")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "hearth-store"
+	}
+	return filepath.Join(home, ".local", "share", "hearth")
+}
+
+func addStoreFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "store", "", "block store directory (default $HEARTH_STORE, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
+}
+
+func openStore(dir string) (*pebblestore.Store, error) {
+	if dir == "" {
+		dir = defaultStoreDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating store: %w", err)
+	}
+	return pebblestore.Open(dir, pebblestore.Options{})
+}

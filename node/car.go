@@ -1,0 +1,139 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	cid "github.com/ipfs/go-cid"
+	car "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+)
+
+// CARWriter streams a CARv1 (https://ipld.io/specs/transport/car/carv1/)
+// with go-car. Duplicate blocks are written once.
+type CARWriter struct {
+	w storage.WritableCar
+}
+
+// NewCARWriter writes the CARv1 header naming roots to w.
+func NewCARWriter(w io.Writer, roots ...cid.Cid) (*CARWriter, error) {
+	wc, err := storage.NewWritable(w, roots, car.WriteAsCarV1(true))
+	if err != nil {
+		return nil, fmt.Errorf("writing CAR header: %w", err)
+	}
+	return &CARWriter{w: wc}, nil
+}
+
+// Put writes one block section.
+func (cw *CARWriter) Put(ctx context.Context, b Block) error {
+	if err := cw.w.Put(ctx, b.Cid.KeyString(), b.Data); err != nil {
+		return fmt.Errorf("writing CAR block %s: %w", b.Cid, err)
+	}
+	return nil
+}
+
+// CARReader reads a CARv1 or CARv2 stream block by block, with go-car.
+// It does not verify blocks: callers use Verify or Traverse.
+type CARReader struct {
+	br *car.BlockReader
+}
+
+// NewCARReader reads the header from r. Sections over MaxBlockLen plus a CID
+// are refused (ErrTooLarge), so a hostile stream cannot make it allocate
+// without bound.
+func NewCARReader(r io.Reader) (*CARReader, error) {
+	br, err := car.NewBlockReader(r,
+		car.MaxAllowedHeaderSize(64<<10),
+		car.MaxAllowedSectionSize(MaxBlockLen+256))
+	if err != nil {
+		return nil, fmt.Errorf("reading CAR header: %w", err)
+	}
+	return &CARReader{br: br}, nil
+}
+
+// Roots returns the header's roots.
+func (cr *CARReader) Roots() []cid.Cid { return cr.br.Roots }
+
+// Next returns the next block, or io.EOF after the last one. A truncated
+// stream yields io.ErrUnexpectedEOF.
+func (cr *CARReader) Next() (Block, error) {
+	b, err := cr.br.Next()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return Block{}, io.EOF
+		}
+		return Block{}, fmt.Errorf("reading CAR: %w", err)
+	}
+	return Block{Cid: b.Cid(), Data: b.RawData()}, nil
+}
+
+// ExportCAR writes the whole DAG under root from g to w as a CARv1, in
+// Trustless Gateway order, verifying every block on the way.
+func ExportCAR(ctx context.Context, g Getter, root cid.Cid, w io.Writer) error {
+	cw, err := NewCARWriter(w, root)
+	if err != nil {
+		return err
+	}
+	_, err = Traverse(ctx, g, Request{Root: root, Scope: ScopeAll}, func(b Block) error {
+		return cw.Put(ctx, b)
+	})
+	return err
+}
+
+// ImportCAR reads a CAR from r into bs, verifying every block before it is
+// stored, in durable batches of up to batchBytes (0: 8 MiB). It returns the
+// header's roots and the number of blocks stored. On a bad block it stops
+// with an error wrapping ErrCorrupt; blocks stored before remain valid.
+func ImportCAR(ctx context.Context, bs Blockstore, r io.Reader, batchBytes int) ([]cid.Cid, int, error) {
+	if batchBytes <= 0 {
+		batchBytes = 8 << 20
+	}
+	cr, err := NewCARReader(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	var batch []Block
+	size, n := 0, 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := bs.PutMany(ctx, batch); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch, size = batch[:0], 0
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, n, err
+		}
+		b, err := cr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if ferr := flush(); ferr != nil {
+				return nil, n, ferr
+			}
+			return cr.Roots(), n, err
+		}
+		if err := Verify(b.Cid, b.Data); err != nil {
+			if ferr := flush(); ferr != nil {
+				return nil, n, ferr
+			}
+			return cr.Roots(), n, fmt.Errorf("importing CAR: %w", err)
+		}
+		batch = append(batch, b)
+		size += len(b.Data)
+		if size >= batchBytes {
+			if err := flush(); err != nil {
+				return nil, n, err
+			}
+		}
+	}
+	return cr.Roots(), n, flush()
+}

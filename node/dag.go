@@ -1,0 +1,202 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+
+	cid "github.com/ipfs/go-cid"
+	"github.com/ipfs/go-unixfsnode/data"
+	dagpb "github.com/ipld/go-codec-dagpb"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+)
+
+// Kind is a UnixFS node type (UnixFS spec, Data.DataType).
+type Kind int
+
+// UnixFS node types. KindRaw is a raw leaf: file bytes with no envelope.
+const (
+	KindRaw       Kind = -1
+	KindRawData   Kind = 0
+	KindDirectory Kind = 1
+	KindFile      Kind = 2
+	KindMetadata  Kind = 3
+	KindSymlink   Kind = 4
+	KindHAMTShard Kind = 5
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRaw:
+		return "raw"
+	case KindRawData:
+		return "raw-data"
+	case KindDirectory:
+		return "directory"
+	case KindFile:
+		return "file"
+	case KindMetadata:
+		return "metadata"
+	case KindSymlink:
+		return "symlink"
+	case KindHAMTShard:
+		return "hamt-shard"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Link is one dag-pb link.
+type Link struct {
+	Cid   cid.Cid
+	Name  string
+	Tsize uint64 // cumulative size of the target DAG, in bytes, as the encoder wrote it
+}
+
+// Node is a decoded block: a raw leaf or a dag-pb UnixFS node.
+type Node struct {
+	Cid   cid.Cid
+	Kind  Kind
+	Links []Link
+	// Data is the file bytes the node carries inline (raw leaf: the whole
+	// block; file node: UnixFS Data), or a symlink's target.
+	Data []byte
+	// FileSize is the file's length in bytes (files and raw leaves).
+	FileSize uint64
+	// BlockSizes holds the byte length of each child's file data, one per link (files).
+	BlockSizes []uint64
+	// Fanout is a HAMT shard's width; HashType its hash function (0x22, murmur3-x64-64).
+	Fanout   uint64
+	HashType uint64
+}
+
+// IsDir reports whether n is a directory or a HAMT shard.
+func (n *Node) IsDir() bool { return n.Kind == KindDirectory || n.Kind == KindHAMTShard }
+
+// IsFile reports whether n holds file bytes (raw leaf or UnixFS file).
+func (n *Node) IsFile() bool { return n.Kind == KindRaw || n.Kind == KindFile || n.Kind == KindRawData }
+
+// Decode parses block data named by c. It does not verify the hash (see
+// Verify). Errors wrap ErrBadNode or ErrUnsupportedCodec.
+//
+// dag-pb follows https://ipld.io/specs/codecs/dag-pb/spec/ (via
+// go-codec-dagpb, strict); UnixFS follows https://specs.ipfs.tech/unixfs/.
+func Decode(c cid.Cid, raw []byte) (*Node, error) {
+	switch c.Type() {
+	case CodecRaw:
+		return &Node{Cid: c, Kind: KindRaw, Data: raw, FileSize: uint64(len(raw))}, nil
+	case CodecDagPB:
+	default:
+		return nil, fmt.Errorf("decoding %s: codec 0x%x: %w", c, c.Type(), ErrUnsupportedCodec)
+	}
+	nb := dagpb.Type.PBNode.NewBuilder()
+	if err := dagpb.DecodeBytes(nb, raw); err != nil {
+		return nil, fmt.Errorf("decoding %s: dag-pb: %v: %w", c, err, ErrBadNode)
+	}
+	pbn := nb.Build().(dagpb.PBNode)
+	n := &Node{Cid: c}
+	it := pbn.FieldLinks().Iterator()
+	for !it.Done() {
+		_, l := it.Next()
+		lk, ok := l.FieldHash().Link().(cidlink.Link)
+		if !ok {
+			return nil, fmt.Errorf("decoding %s: link is not a CID: %w", c, ErrBadNode)
+		}
+		var ln Link
+		ln.Cid = lk.Cid
+		if l.FieldName().Exists() {
+			ln.Name = l.FieldName().Must().String()
+		}
+		if l.FieldTsize().Exists() {
+			ts := l.FieldTsize().Must().Int()
+			if ts < 0 {
+				return nil, fmt.Errorf("decoding %s: negative Tsize: %w", c, ErrBadNode)
+			}
+			ln.Tsize = uint64(ts)
+		}
+		n.Links = append(n.Links, ln)
+	}
+	if !pbn.FieldData().Exists() {
+		return nil, fmt.Errorf("decoding %s: dag-pb node without UnixFS data: %w", c, ErrBadNode)
+	}
+	ud, err := data.DecodeUnixFSData(pbn.FieldData().Must().Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: UnixFS: %v: %w", c, err, ErrBadNode)
+	}
+	n.Kind = Kind(ud.FieldDataType().Int())
+	if ud.FieldData().Exists() {
+		n.Data = ud.FieldData().Must().Bytes()
+	}
+	if ud.FieldFileSize().Exists() {
+		fs := ud.FieldFileSize().Must().Int()
+		if fs < 0 {
+			return nil, fmt.Errorf("decoding %s: negative filesize: %w", c, ErrBadNode)
+		}
+		n.FileSize = uint64(fs)
+	}
+	bit := ud.FieldBlockSizes().Iterator()
+	for !bit.Done() {
+		_, v := bit.Next()
+		if v.Int() < 0 {
+			return nil, fmt.Errorf("decoding %s: negative blocksize: %w", c, ErrBadNode)
+		}
+		n.BlockSizes = append(n.BlockSizes, uint64(v.Int()))
+	}
+	if ud.FieldFanout().Exists() {
+		n.Fanout = uint64(ud.FieldFanout().Must().Int())
+	}
+	if ud.FieldHashType().Exists() {
+		n.HashType = uint64(ud.FieldHashType().Must().Int())
+	}
+	if err := n.check(); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", c, err)
+	}
+	return n, nil
+}
+
+func (n *Node) check() error {
+	switch n.Kind {
+	case KindFile, KindRawData:
+		if len(n.BlockSizes) != len(n.Links) {
+			return fmt.Errorf("%d blocksizes for %d links: %w", len(n.BlockSizes), len(n.Links), ErrBadNode)
+		}
+		sum := uint64(len(n.Data))
+		for _, s := range n.BlockSizes {
+			sum += s
+			if sum < s {
+				return fmt.Errorf("blocksizes overflow: %w", ErrBadNode)
+			}
+		}
+		if len(n.Links) == 0 {
+			n.FileSize = uint64(len(n.Data))
+		} else if sum != n.FileSize {
+			return fmt.Errorf("filesize %d is not the sum of its parts %d: %w", n.FileSize, sum, ErrBadNode)
+		}
+	case KindDirectory:
+		for i, l := range n.Links {
+			if err := checkName(l.Name); err != nil {
+				return err
+			}
+			if i > 0 && l.Name == n.Links[i-1].Name {
+				return fmt.Errorf("duplicate name %q: %w", l.Name, ErrBadNode)
+			}
+		}
+	case KindHAMTShard:
+		if n.HashType != hamtMurmur3 {
+			return fmt.Errorf("HAMT hash 0x%x: only murmur3-x64-64 is supported: %w", n.HashType, ErrBadNode)
+		}
+		if n.Fanout < 2 || n.Fanout > 1024 || n.Fanout&(n.Fanout-1) != 0 {
+			return fmt.Errorf("HAMT fanout %d: %w", n.Fanout, ErrBadNode)
+		}
+	case KindSymlink, KindMetadata:
+	default:
+		return fmt.Errorf("UnixFS type %d: %w", int(n.Kind), ErrBadNode)
+	}
+	return nil
+}
+
+// checkName refuses directory entry names that cannot be a path segment.
+func checkName(name string) error {
+	if name == "" || name == "." || name == ".." || bytes.ContainsAny([]byte(name), "/\x00") {
+		return fmt.Errorf("entry name %q: %w", name, ErrBadNode)
+	}
+	return nil
+}

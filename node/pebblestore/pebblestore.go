@@ -1,0 +1,260 @@
+// Package pebblestore is a node.Blockstore on disk, in a pebble database.
+// It is native-only: pebble does not build for js/wasm.
+//
+// Layout of keys: "b/" + binary CID → block bytes; "m/" + name → metadata
+// (pins, root records) that other packages keep beside the blocks so that
+// one synced batch can change both.
+package pebblestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+	cid "github.com/ipfs/go-cid"
+
+	"github.com/hearthcdn/hearth/node"
+)
+
+var (
+	blockPrefix = []byte("b/")
+	metaPrefix  = []byte("m/")
+)
+
+// Options tune Open.
+type Options struct {
+	// FS is the filesystem to use; nil means the OS's. Tests inject faults here.
+	FS vfs.FS
+	// CacheBytes is the block cache size in bytes; 0 means 32 MiB.
+	CacheBytes int64
+}
+
+// Store is a pebble-backed node.Blockstore, safe for concurrent use.
+// Every write is synced to the write-ahead log before it returns, so an
+// acknowledged block survives kill -9 and power loss.
+type Store struct {
+	db *pebble.DB
+}
+
+var _ node.Blockstore = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir. A directory already
+// opened by another process fails with an error naming the lock.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 32 << 20
+	}
+	cache := pebble.NewCache(opts.CacheBytes)
+	defer cache.Unref()
+	po := &pebble.Options{
+		FS:     opts.FS,
+		Cache:  cache,
+		Logger: quietLogger{},
+		// Blocks are incompressible or already small; large memtables make
+		// imports fast.
+		MemTableSize: 64 << 20,
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store: %w", err)
+	}
+	return nil
+}
+
+func blockKey(c cid.Cid) []byte { return append(append([]byte{}, blockPrefix...), c.Bytes()...) }
+
+// Get implements node.Getter. It returns a copy of the stored bytes.
+func (s *Store) Get(_ context.Context, c cid.Cid) ([]byte, error) {
+	v, closer, err := s.db.Get(blockKey(c))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("getting %s: %w", c, node.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting %s: %w", c, err)
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// Put implements node.Blockstore; it is durable when it returns.
+func (s *Store) Put(_ context.Context, c cid.Cid, data []byte) error {
+	if err := s.db.Set(blockKey(c), data, pebble.Sync); err != nil {
+		return fmt.Errorf("storing %s: %w", c, err)
+	}
+	return nil
+}
+
+// PutMany implements node.Blockstore: one atomic, synced batch.
+func (s *Store) PutMany(_ context.Context, blocks []node.Block) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, bl := range blocks {
+		if err := b.Set(blockKey(bl.Cid), bl.Data, nil); err != nil {
+			return fmt.Errorf("storing %s: %w", bl.Cid, err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("storing %d blocks: %w", len(blocks), err)
+	}
+	return nil
+}
+
+// Has implements node.Blockstore.
+func (s *Store) Has(_ context.Context, c cid.Cid) (bool, error) {
+	_, closer, err := s.db.Get(blockKey(c))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("checking %s: %w", c, err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+// GetSize implements node.Blockstore.
+func (s *Store) GetSize(_ context.Context, c cid.Cid) (int, error) {
+	v, closer, err := s.db.Get(blockKey(c))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, fmt.Errorf("sizing %s: %w", c, node.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sizing %s: %w", c, err)
+	}
+	n := len(v)
+	closer.Close()
+	return n, nil
+}
+
+// Delete implements node.Blockstore; it is durable when it returns.
+func (s *Store) Delete(_ context.Context, c cid.Cid) error {
+	if err := s.db.Delete(blockKey(c), pebble.Sync); err != nil {
+		return fmt.Errorf("deleting %s: %w", c, err)
+	}
+	return nil
+}
+
+// DeleteMany removes blocks in one synced batch.
+func (s *Store) DeleteMany(_ context.Context, cs []cid.Cid) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, c := range cs {
+		if err := b.Delete(blockKey(c), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("deleting %d blocks: %w", len(cs), err)
+	}
+	return nil
+}
+
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// AllKeys implements node.Blockstore.
+func (s *Store) AllKeys(ctx context.Context) iter.Seq2[cid.Cid, error] {
+	return func(yield func(cid.Cid, error) bool) {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: blockPrefix, UpperBound: prefixEnd(blockPrefix)})
+		if err != nil {
+			yield(cid.Undef, err)
+			return
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				yield(cid.Undef, err)
+				return
+			}
+			c, err := cid.Cast(bytes.Clone(it.Key()[len(blockPrefix):]))
+			if !yield(c, err) || err != nil {
+				return
+			}
+		}
+		if err := it.Error(); err != nil {
+			yield(cid.Undef, err)
+		}
+	}
+}
+
+// GetMeta returns the metadata value under key, or an error wrapping
+// node.ErrNotFound.
+func (s *Store) GetMeta(key string) ([]byte, error) {
+	v, closer, err := s.db.Get(append(bytes.Clone(metaPrefix), key...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("metadata %q: %w", key, node.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metadata %q: %w", key, err)
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	return out, nil
+}
+
+// PutMeta durably sets metadata key to val.
+func (s *Store) PutMeta(key string, val []byte) error {
+	if err := s.db.Set(append(bytes.Clone(metaPrefix), key...), val, pebble.Sync); err != nil {
+		return fmt.Errorf("metadata %q: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteMeta durably removes metadata key.
+func (s *Store) DeleteMeta(key string) error {
+	if err := s.db.Delete(append(bytes.Clone(metaPrefix), key...), pebble.Sync); err != nil {
+		return fmt.Errorf("metadata %q: %w", key, err)
+	}
+	return nil
+}
+
+// MetaPrefix yields every metadata key starting with prefix, in key order,
+// with its value.
+func (s *Store) MetaPrefix(prefix string) iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		lo := append(bytes.Clone(metaPrefix), prefix...)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			if !yield(string(it.Key()[len(metaPrefix):]), bytes.Clone(it.Value())) {
+				return
+			}
+		}
+	}
+}
+
+// DiskUsage returns the bytes the database occupies on disk.
+func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	// pebble calls Fatalf on unrecoverable corruption; it must not continue.
+	panic(fmt.Sprintf(format, args...))
+}
