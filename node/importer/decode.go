@@ -3,10 +3,10 @@ package importer
 import (
 	"fmt"
 
+	"github.com/ipfs/boxo/ipld/merkledag"
 	blocks "github.com/ipfs/go-block-format"
 	cid "github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	"github.com/ipfs/boxo/ipld/merkledag"
 )
 
 type blockOf struct {
@@ -14,9 +14,9 @@ type blockOf struct {
 	raw []byte
 }
 
-func (b blockOf) RawData() []byte   { return b.raw }
-func (b blockOf) Cid() cid.Cid      { return b.c }
-func (b blockOf) String() string    { return b.c.String() }
+func (b blockOf) RawData() []byte          { return b.raw }
+func (b blockOf) Cid() cid.Cid             { return b.c }
+func (b blockOf) String() string           { return b.c.String() }
 func (b blockOf) Loggable() map[string]any { return map[string]any{"block": b.c.String()} }
 
 var _ blocks.Block = blockOf{}

@@ -211,6 +211,9 @@ func (im *Importer) dir(ctx context.Context, path string, fi os.FileInfo, stack 
 		p := filepath.Join(path, e.Name())
 		cfi, err := os.Stat(p) // follows symlinks
 		if err != nil {
+			if target, lerr := os.Readlink(p); lerr == nil {
+				return nil, fmt.Errorf("importing %s: symlink to %s: %w", p, target, err)
+			}
 			return nil, fmt.Errorf("importing: %w", err)
 		}
 		var child ipld.Node

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"syscall"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
@@ -31,13 +32,25 @@ type Options struct {
 	FS vfs.FS
 	// CacheBytes is the block cache size in bytes; 0 means 32 MiB.
 	CacheBytes int64
+	// ReserveBytes is the free space, in bytes, that writes leave on the
+	// disk; a write that would eat into it fails with ErrDiskFull instead.
+	// pebble cannot survive running out of space mid-commit (it stops the
+	// process), so the store refuses first. 0 means 64 MiB; -1 disables.
+	ReserveBytes int64
 }
+
+// ErrDiskFull: a write would leave less free disk than Options.ReserveBytes.
+// Nothing already stored is affected; free space and retry.
+var ErrDiskFull = fmt.Errorf("disk full: %w", syscall.ENOSPC)
 
 // Store is a pebble-backed node.Blockstore, safe for concurrent use.
 // Every write is synced to the write-ahead log before it returns, so an
 // acknowledged block survives kill -9 and power loss.
 type Store struct {
-	db *pebble.DB
+	db      *pebble.DB
+	fs      vfs.FS
+	dir     string
+	reserve int64
 }
 
 var _ node.Blockstore = (*Store)(nil)
@@ -47,6 +60,12 @@ var _ node.Blockstore = (*Store)(nil)
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = 32 << 20
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.ReserveBytes == 0 {
+		opts.ReserveBytes = 64 << 20
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
@@ -62,7 +81,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, fs: opts.FS, dir: dir, reserve: opts.ReserveBytes}, nil
 }
 
 // Close flushes and closes the database.
@@ -89,16 +108,44 @@ func (s *Store) Get(_ context.Context, c cid.Cid) ([]byte, error) {
 	return out, nil
 }
 
-// Put implements node.Blockstore; it is durable when it returns.
+// room checks that writing n more bytes leaves the reserve free.
+func (s *Store) room(n int) error {
+	if s.reserve < 0 {
+		return nil
+	}
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return fmt.Errorf("checking free space: %w", err)
+	}
+	// Written bytes land in the WAL and later in a table: count them twice.
+	if int64(du.AvailBytes) < s.reserve+2*int64(n) {
+		return fmt.Errorf("storing %d bytes with %d free (reserve %d): %w", n, du.AvailBytes, s.reserve, ErrDiskFull)
+	}
+	return nil
+}
+
+// Put implements node.Blockstore; it is durable when it returns. It fails
+// with ErrDiskFull when the disk is nearly full.
 func (s *Store) Put(_ context.Context, c cid.Cid, data []byte) error {
+	if err := s.room(len(data)); err != nil {
+		return err
+	}
 	if err := s.db.Set(blockKey(c), data, pebble.Sync); err != nil {
 		return fmt.Errorf("storing %s: %w", c, err)
 	}
 	return nil
 }
 
-// PutMany implements node.Blockstore: one atomic, synced batch.
+// PutMany implements node.Blockstore: one atomic, synced batch. It fails
+// with ErrDiskFull when the disk is nearly full.
 func (s *Store) PutMany(_ context.Context, blocks []node.Block) error {
+	n := 0
+	for _, bl := range blocks {
+		n += len(bl.Data) + 64
+	}
+	if err := s.room(n); err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, bl := range blocks {
@@ -215,6 +262,9 @@ func (s *Store) GetMeta(key string) ([]byte, error) {
 
 // PutMeta durably sets metadata key to val.
 func (s *Store) PutMeta(key string, val []byte) error {
+	if err := s.room(len(val) + len(key)); err != nil {
+		return err
+	}
 	if err := s.db.Set(append(bytes.Clone(metaPrefix), key...), val, pebble.Sync); err != nil {
 		return fmt.Errorf("metadata %q: %w", key, err)
 	}
