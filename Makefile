@@ -20,7 +20,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./node/...
 
 demo: build
-	./scripts/demo.sh
+	./$(BIN) demo $(if $(SITE),--site $(SITE))
 
 clean:
 	rm -rf bin

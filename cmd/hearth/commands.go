@@ -10,5 +10,6 @@ func subcommands() []*cobra.Command {
 		newGetCmd(),
 		newVerifyCmd(),
 		newCarCmd(),
+		newDemoCmd(),
 	}
 }

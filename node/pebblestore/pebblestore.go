@@ -73,9 +73,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		FS:     opts.FS,
 		Cache:  cache,
 		Logger: quietLogger{},
-		// Blocks are incompressible or already small; large memtables make
-		// imports fast.
-		MemTableSize: 64 << 20,
+		// Values are blocks of up to 256 KiB under random keys: large
+		// memtables and a tall L0 cut compaction rewrites during imports.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       8,
+		L0StopWritesThreshold:       64,
+		LBaseMaxBytes:               1 << 30,
+	}
+	po.Levels = make([]pebble.LevelOptions, 7)
+	for i := range po.Levels {
+		po.Levels[i].TargetFileSize = 64 << 20
+		po.Levels[i].BlockSize = 32 << 10
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
