@@ -221,3 +221,10 @@ func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// Lookup returns the link named name in directory dir (basic or
+// HAMT-sharded), reading HAMT shards through g but never the entry itself.
+// Errors wrap ErrNoSuchPath or ErrNotDir.
+func Lookup(ctx context.Context, g Getter, dir *Node, name string) (Link, error) {
+	return lookup(ctx, g, dir, name, func(*Node, []byte) error { return nil })
+}

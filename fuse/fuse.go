@@ -1,0 +1,361 @@
+// Package fuse shows a site's DAG as a FUSE filesystem (go-fuse v2).
+//
+// The mount is read-only: the tree of the current root, with listings and
+// stat answered from the DAG's interior blocks (file contents are fetched
+// only when read). Every block comes through a node.Getter; pair it with
+// NewFetchingGetter to read lazily from the swarm, verified, keeping what was
+// fetched. SetRoot swaps in a new root and invalidates the kernel's caches so
+// the new tree shows at once, while files already open keep reading the
+// version they opened.
+package fuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	cid "github.com/ipfs/go-cid"
+
+	"github.com/hearthcdn/hearth/node"
+)
+
+// Options configure Mount.
+type Options struct {
+	// Getter supplies blocks (required).
+	Getter node.Getter
+	// Root is the DAG to show first (required).
+	Root cid.Cid
+	// ReadTimeout bounds one read or lookup, including fetching missing
+	// blocks; past it the call fails with EIO instead of hanging. 0 means 30 s.
+	ReadTimeout time.Duration
+	// Name is shown as the mount's source in /proc/mounts; "" means "hearth".
+	Name string
+	// Debug logs every FUSE request (go-fuse's debug output).
+	Debug bool
+}
+
+// FS is a mounted filesystem.
+type FS struct {
+	opts   Options
+	server *fuse.Server
+	root   *dirNode
+
+	mu      sync.RWMutex
+	rootCID cid.Cid
+}
+
+// Mount mounts the DAG at dir and serves it until Unmount. dir must be an
+// existing, empty directory not already a mount point.
+func Mount(dir string, opts Options) (*FS, error) {
+	if opts.Getter == nil || !opts.Root.Defined() {
+		return nil, errors.New("mounting: Getter and Root are required")
+	}
+	if err := checkMountPoint(dir); err != nil {
+		return nil, err
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.Name == "" {
+		opts.Name = "hearth"
+	}
+	f := &FS{opts: opts, rootCID: opts.Root}
+	f.root = &dirNode{fsys: f, isRoot: true}
+	// Entries and attributes are immutable per inode (content-addressed), so
+	// the kernel may cache them; SetRoot invalidates what changes.
+	timeout := time.Hour
+	srv, err := fs.Mount(dir, f.root, &fs.Options{
+		EntryTimeout: &timeout,
+		AttrTimeout:  &timeout,
+		MountOptions: fuse.MountOptions{
+			FsName:        opts.Name,
+			Name:          "hearth",
+			Debug:         opts.Debug,
+			DisableXAttrs: true,
+			MaxReadAhead:  node.ChunkSize,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mounting %s: %w", dir, err)
+	}
+	f.server = srv
+	return f, nil
+}
+
+// ErrMountPointInUse: the directory is already a mount point.
+var ErrMountPointInUse = errors.New("mount point in use")
+
+// checkMountPoint refuses a directory that is missing, not a directory, or
+// already a mount point (its device differs from its parent's).
+func checkMountPoint(dir string) error {
+	var st, pst syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return fmt.Errorf("mounting %s: %w", dir, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return fmt.Errorf("mounting %s: %w", dir, syscall.ENOTDIR)
+	}
+	if err := syscall.Stat(filepath.Join(dir, ".."), &pst); err != nil {
+		return fmt.Errorf("mounting %s: %w", dir, err)
+	}
+	if st.Dev != pst.Dev || st.Ino == pst.Ino {
+		return fmt.Errorf("mounting %s: %w", dir, ErrMountPointInUse)
+	}
+	return nil
+}
+
+// Root returns the root CID being shown.
+func (f *FS) Root() cid.Cid {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.rootCID
+}
+
+// SetRoot shows a new root. Directory entries the kernel cached are
+// invalidated; open files keep their version.
+func (f *FS) SetRoot(c cid.Cid) {
+	f.mu.Lock()
+	old := f.rootCID
+	f.rootCID = c
+	f.mu.Unlock()
+	if old.Equals(c) {
+		return
+	}
+	for name := range f.root.Children() {
+		f.root.RmChild(name)
+		_ = f.root.NotifyEntry(name)
+	}
+	_ = f.root.NotifyContent(0, 0)
+}
+
+// Unmount unmounts and waits for the server to stop.
+func (f *FS) Unmount() error {
+	if err := f.server.Unmount(); err != nil {
+		return fmt.Errorf("unmounting: %w", err)
+	}
+	f.server.Wait()
+	return nil
+}
+
+// Wait blocks until the filesystem is unmounted (for example by fusermount -u).
+func (f *FS) Wait() { f.server.Wait() }
+
+func (f *FS) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, f.opts.ReadTimeout)
+}
+
+// errno maps errors to what the kernel is told.
+func errno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, node.ErrNoSuchPath):
+		return syscall.ENOENT
+	case errors.Is(err, node.ErrNotDir):
+		return syscall.ENOTDIR
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	}
+	// Missing blocks that could not be fetched in time, corrupt blocks,
+	// malformed nodes: the data cannot be read.
+	return syscall.EIO
+}
+
+func inoOf(c cid.Cid) uint64 {
+	h := fnv.New64a()
+	h.Write(c.Bytes())
+	return h.Sum64() | 1
+}
+
+// dirNode is a directory (basic or HAMT-sharded).
+type dirNode struct {
+	fs.Inode
+	fsys   *FS
+	isRoot bool
+	c      cid.Cid
+}
+
+var (
+	_ fs.NodeLookuper  = (*dirNode)(nil)
+	_ fs.NodeReaddirer = (*dirNode)(nil)
+	_ fs.NodeGetattrer = (*dirNode)(nil)
+)
+
+func (d *dirNode) cid() cid.Cid {
+	if d.isRoot {
+		return d.fsys.Root()
+	}
+	return d.c
+}
+
+func (d *dirNode) dir(ctx context.Context) (*node.Node, error) {
+	n, _, err := node.GetNode(ctx, d.fsys.opts.Getter, d.cid())
+	if err != nil {
+		return nil, err
+	}
+	if !n.IsDir() {
+		return nil, fmt.Errorf("%s is a %s: %w", d.cid(), n.Kind, node.ErrNotDir)
+	}
+	return n, nil
+}
+
+func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = fuse.S_IFDIR | 0o555
+	out.Nlink = 2
+	return 0
+}
+
+// Lookup resolves one name. A child's kind and size come from its parent's
+// link and its own root block; file contents are not read.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	ctx, cancel := d.fsys.ctx(ctx)
+	defer cancel()
+	dir, err := d.dir(ctx)
+	if err != nil {
+		return nil, errno(err)
+	}
+	l, err := node.Lookup(ctx, d.fsys.opts.Getter, dir, name)
+	if err != nil {
+		return nil, errno(err)
+	}
+	if l.Cid.Type() == node.CodecRaw {
+		// A raw leaf is the whole file: its size is the link's Tsize, and
+		// its bytes are fetched only when read.
+		n := &node.Node{Cid: l.Cid, Kind: node.KindRaw, FileSize: l.Tsize}
+		return d.child(ctx, n, out), 0
+	}
+	n, _, err := node.GetNode(ctx, d.fsys.opts.Getter, l.Cid)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return d.child(ctx, n, out), 0
+}
+
+func (d *dirNode) child(ctx context.Context, n *node.Node, out *fuse.EntryOut) *fs.Inode {
+	switch {
+	case n.IsDir():
+		out.Mode = fuse.S_IFDIR | 0o555
+		out.Nlink = 2
+		return d.NewInode(ctx, &dirNode{fsys: d.fsys, c: n.Cid}, fs.StableAttr{Mode: fuse.S_IFDIR})
+	case n.Kind == node.KindSymlink:
+		out.Mode = fuse.S_IFLNK | 0o777
+		out.Size = uint64(len(n.Data))
+		return d.NewInode(ctx, &linkNode{target: n.Data}, fs.StableAttr{Mode: fuse.S_IFLNK})
+	default:
+		out.Mode = fuse.S_IFREG | 0o444
+		out.Size = n.FileSize
+		out.Blocks = (n.FileSize + 511) / 512
+		out.Nlink = 1
+		return d.NewInode(ctx, &fileNode{fsys: d.fsys, n: n}, fs.StableAttr{Mode: fuse.S_IFREG, Ino: inoOf(n.Cid)})
+	}
+}
+
+func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	ctx, cancel := d.fsys.ctx(ctx)
+	defer cancel()
+	n, err := d.dir(ctx)
+	if err != nil {
+		return nil, errno(err)
+	}
+	ents, err := node.ListDir(ctx, d.fsys.opts.Getter, n)
+	if err != nil {
+		return nil, errno(err)
+	}
+	out := make([]fuse.DirEntry, 0, len(ents))
+	for _, e := range ents {
+		mode := uint32(fuse.S_IFREG)
+		if e.Cid.Type() == node.CodecDagPB {
+			// Kind needs the child's root block (metadata, not content).
+			if cn, _, err := node.GetNode(ctx, d.fsys.opts.Getter, e.Cid); err == nil {
+				switch {
+				case cn.IsDir():
+					mode = fuse.S_IFDIR
+				case cn.Kind == node.KindSymlink:
+					mode = fuse.S_IFLNK
+				}
+			}
+		}
+		out = append(out, fuse.DirEntry{Name: e.Name, Mode: mode})
+	}
+	return fs.NewListDirStream(out), 0
+}
+
+// fileNode is a regular file: a raw leaf or a UnixFS file DAG.
+type fileNode struct {
+	fs.Inode
+	fsys *FS
+	n    *node.Node
+}
+
+var (
+	_ fs.NodeOpener    = (*fileNode)(nil)
+	_ fs.NodeReader    = (*fileNode)(nil)
+	_ fs.NodeGetattrer = (*fileNode)(nil)
+)
+
+func (f *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = fuse.S_IFREG | 0o444
+	out.Size = f.n.FileSize
+	out.Blocks = (f.n.FileSize + 511) / 512
+	out.Nlink = 1
+	return 0
+}
+
+func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	// Contents never change under an inode: let the kernel keep its cache.
+	return nil, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off < 0 {
+		return nil, syscall.EINVAL
+	}
+	start := uint64(off)
+	if start >= f.n.FileSize {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(start+uint64(len(dest)), f.n.FileSize)
+	ctx, cancel := f.fsys.ctx(ctx)
+	defer cancel()
+	n := f.n
+	if n.Kind == node.KindRaw && n.Data == nil && n.FileSize > 0 {
+		full, _, err := node.GetNode(ctx, f.fsys.opts.Getter, n.Cid)
+		if err != nil {
+			return nil, errno(err)
+		}
+		n = full
+		end = min(end, n.FileSize)
+	}
+	w := sliceWriter{buf: dest[:0]}
+	if err := node.WriteFile(ctx, f.fsys.opts.Getter, n, start, end, &w); err != nil {
+		return nil, errno(err)
+	}
+	return fuse.ReadResultData(w.buf), 0
+}
+
+type sliceWriter struct{ buf []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+// linkNode is a UnixFS symlink.
+type linkNode struct {
+	fs.Inode
+	target []byte
+}
+
+var _ fs.NodeReadlinker = (*linkNode)(nil)
+
+func (l *linkNode) Readlink(context.Context) ([]byte, syscall.Errno) { return l.target, 0 }
