@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -39,6 +41,25 @@ type Options struct {
 	Name string
 	// Debug logs every FUSE request (go-fuse's debug output).
 	Debug bool
+
+	// Writable makes the mount read-write (see the package doc of write.go's
+	// section). Store, ScratchDir and Commit are then required.
+	Writable bool
+	// Store receives the blocks of new roots.
+	Store node.Blockstore
+	// ScratchDir holds the bytes of files being written until they are
+	// imported; it must be on a disk with room for them.
+	ScratchDir string
+	// QuietPeriod is how long the mount waits after the last change before
+	// it builds a new root; 0 means 2 s. An fsync builds at once.
+	QuietPeriod time.Duration
+	// Commit is called with each new root, once all its blocks are stored:
+	// typically sign the next root record and publish it. An error is
+	// logged and the root is offered again with the next change.
+	Commit func(ctx context.Context, root cid.Cid) error
+	// Keep returns roots whose blocks must survive garbage collection (pins)
+	// besides the newest root; may be nil.
+	Keep func() []cid.Cid
 }
 
 // FS is a mounted filesystem.
@@ -49,6 +70,8 @@ type FS struct {
 
 	mu      sync.RWMutex
 	rootCID cid.Cid
+
+	w *writer // nil when read-only
 }
 
 // Mount mounts the DAG at dir and serves it until Unmount. dir must be an
@@ -68,6 +91,16 @@ func Mount(dir string, opts Options) (*FS, error) {
 	}
 	f := &FS{opts: opts, rootCID: opts.Root}
 	f.root = &dirNode{fsys: f, isRoot: true}
+	var mountOpts []string
+	if opts.Writable {
+		w, err := newWriter(f)
+		if err != nil {
+			return nil, err
+		}
+		f.w = w
+	} else {
+		mountOpts = append(mountOpts, "ro")
+	}
 	// Entries and attributes are immutable per inode (content-addressed), so
 	// the kernel may cache them; SetRoot invalidates what changes.
 	timeout := time.Hour
@@ -80,12 +113,16 @@ func Mount(dir string, opts Options) (*FS, error) {
 			Debug:         opts.Debug,
 			DisableXAttrs: true,
 			MaxReadAhead:  node.ChunkSize,
+			Options:       mountOpts,
 		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mounting %s: %w", dir, err)
 	}
 	f.server = srv
+	if f.w != nil {
+		f.w.start()
+	}
 	return f, nil
 }
 
@@ -121,6 +158,11 @@ func (f *FS) Root() cid.Cid {
 // SetRoot shows a new root. Directory entries the kernel cached are
 // invalidated; open files keep their version.
 func (f *FS) SetRoot(c cid.Cid) {
+	if f.w != nil && !f.w.clean() {
+		// Local edits are pending: they will be built on the current root
+		// and published as the next sequence; the newer local root wins.
+		return
+	}
 	f.mu.Lock()
 	old := f.rootCID
 	f.rootCID = c
@@ -135,13 +177,18 @@ func (f *FS) SetRoot(c cid.Cid) {
 	_ = f.root.NotifyContent(0, 0)
 }
 
-// Unmount unmounts and waits for the server to stop.
+// Unmount builds and commits pending changes (writable mounts), then
+// unmounts and waits for the server to stop.
 func (f *FS) Unmount() error {
+	var cerr error
+	if f.w != nil {
+		cerr = f.w.stop()
+	}
 	if err := f.server.Unmount(); err != nil {
 		return fmt.Errorf("unmounting: %w", err)
 	}
 	f.server.Wait()
-	return nil
+	return cerr
 }
 
 // Wait blocks until the filesystem is unmounted (for example by fusermount -u).
@@ -168,6 +215,20 @@ func errno(err error) syscall.Errno {
 	return syscall.EIO
 }
 
+func (f *FS) dirPerm() uint32 {
+	if f.w != nil {
+		return 0o755
+	}
+	return 0o555
+}
+
+func (f *FS) filePerm() uint32 {
+	if f.w != nil {
+		return 0o644
+	}
+	return 0o444
+}
+
 func inoOf(c cid.Cid) uint64 {
 	h := fnv.New64a()
 	h.Write(c.Bytes())
@@ -179,7 +240,12 @@ type dirNode struct {
 	fs.Inode
 	fsys   *FS
 	isRoot bool
-	c      cid.Cid
+	c      cid.Cid // undefined for a directory made since the last build
+
+	// Writable mounts only, guarded by fsys.w.mu: entries changed since the
+	// last build, by name, and whether this directory must be rebuilt.
+	changes map[string]*change
+	dirty   bool
 }
 
 var (
@@ -195,7 +261,13 @@ func (d *dirNode) cid() cid.Cid {
 	return d.c
 }
 
+// emptyDir stands for a directory made since the last build.
+var emptyDir = &node.Node{Kind: node.KindDirectory}
+
 func (d *dirNode) dir(ctx context.Context) (*node.Node, error) {
+	if !d.cid().Defined() {
+		return emptyDir, nil
+	}
 	n, _, err := node.GetNode(ctx, d.fsys.opts.Getter, d.cid())
 	if err != nil {
 		return nil, err
@@ -207,7 +279,7 @@ func (d *dirNode) dir(ctx context.Context) (*node.Node, error) {
 }
 
 func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = fuse.S_IFDIR | 0o555
+	out.Mode = fuse.S_IFDIR | d.fsys.dirPerm()
 	out.Nlink = 2
 	return 0
 }
@@ -217,6 +289,14 @@ func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	ctx, cancel := d.fsys.ctx(ctx)
 	defer cancel()
+	if w := d.fsys.w; w != nil {
+		w.mu.Lock()
+		ch, ok := d.changes[name]
+		w.mu.Unlock()
+		if ok {
+			return d.lookupChange(ctx, ch, out)
+		}
+	}
 	dir, err := d.dir(ctx)
 	if err != nil {
 		return nil, errno(err)
@@ -241,7 +321,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 func (d *dirNode) child(ctx context.Context, n *node.Node, out *fuse.EntryOut) *fs.Inode {
 	switch {
 	case n.IsDir():
-		out.Mode = fuse.S_IFDIR | 0o555
+		out.Mode = fuse.S_IFDIR | d.fsys.dirPerm()
 		out.Nlink = 2
 		return d.NewInode(ctx, &dirNode{fsys: d.fsys, c: n.Cid}, fs.StableAttr{Mode: fuse.S_IFDIR})
 	case n.Kind == node.KindSymlink:
@@ -249,11 +329,13 @@ func (d *dirNode) child(ctx context.Context, n *node.Node, out *fuse.EntryOut) *
 		out.Size = uint64(len(n.Data))
 		return d.NewInode(ctx, &linkNode{target: n.Data}, fs.StableAttr{Mode: fuse.S_IFLNK})
 	default:
-		out.Mode = fuse.S_IFREG | 0o444
-		out.Size = n.FileSize
-		out.Blocks = (n.FileSize + 511) / 512
-		out.Nlink = 1
-		return d.NewInode(ctx, &fileNode{fsys: d.fsys, n: n}, fs.StableAttr{Mode: fuse.S_IFREG, Ino: inoOf(n.Cid)})
+		fn := &fileNode{fsys: d.fsys, n: n, mode: d.fsys.filePerm()}
+		fn.attr(&out.Attr)
+		var ino uint64
+		if d.fsys.w == nil {
+			ino = inoOf(n.Cid) // read-only: identical files may share an inode
+		}
+		return d.NewInode(ctx, fn, fs.StableAttr{Mode: fuse.S_IFREG, Ino: ino})
 	}
 }
 
@@ -264,34 +346,65 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	ents, err := node.ListDir(ctx, d.fsys.opts.Getter, n)
-	if err != nil {
-		return nil, errno(err)
+	var ents []node.Entry
+	if n != emptyDir {
+		if ents, err = node.ListDir(ctx, d.fsys.opts.Getter, n); err != nil {
+			return nil, errno(err)
+		}
 	}
 	out := make([]fuse.DirEntry, 0, len(ents))
+	changed := d.snapshotChanges()
 	for _, e := range ents {
-		mode := uint32(fuse.S_IFREG)
-		if e.Cid.Type() == node.CodecDagPB {
-			// Kind needs the child's root block (metadata, not content).
-			if cn, _, err := node.GetNode(ctx, d.fsys.opts.Getter, e.Cid); err == nil {
-				switch {
-				case cn.IsDir():
-					mode = fuse.S_IFDIR
-				case cn.Kind == node.KindSymlink:
-					mode = fuse.S_IFLNK
-				}
-			}
+		if _, ok := changed[e.Name]; ok {
+			continue
 		}
-		out = append(out, fuse.DirEntry{Name: e.Name, Mode: mode})
+		out = append(out, fuse.DirEntry{Name: e.Name, Mode: d.kindOf(ctx, e.Cid)})
+	}
+	for name, ch := range changed {
+		switch {
+		case ch.del:
+		case ch.dir != nil:
+			out = append(out, fuse.DirEntry{Name: name, Mode: fuse.S_IFDIR})
+		case ch.file != nil:
+			out = append(out, fuse.DirEntry{Name: name, Mode: fuse.S_IFREG})
+		default:
+			out = append(out, fuse.DirEntry{Name: name, Mode: d.kindOf(ctx, ch.c)})
+		}
 	}
 	return fs.NewListDirStream(out), 0
+}
+
+// kindOf returns the file type of the DAG at c, reading only its root block
+// when it is dag-pb (metadata, not content).
+func (d *dirNode) kindOf(ctx context.Context, c cid.Cid) uint32 {
+	if c.Type() != node.CodecDagPB {
+		return fuse.S_IFREG
+	}
+	cn, _, err := node.GetNode(ctx, d.fsys.opts.Getter, c)
+	if err != nil {
+		return fuse.S_IFREG
+	}
+	switch {
+	case cn.IsDir():
+		return fuse.S_IFDIR
+	case cn.Kind == node.KindSymlink:
+		return fuse.S_IFLNK
+	}
+	return fuse.S_IFREG
 }
 
 // fileNode is a regular file: a raw leaf or a UnixFS file DAG.
 type fileNode struct {
 	fs.Inode
 	fsys *FS
-	n    *node.Node
+	n    *node.Node // the committed version; nil for a file made since the last build
+
+	// Writable mounts only, guarded by fsys.w.mu.
+	mode    uint32   // permission bits
+	scratch *os.File // the bytes being written, when the file is being edited
+	size    int64    // length of scratch
+	writers int      // open handles that may write
+	dirty   bool     // scratch differs from n
 }
 
 var (
@@ -301,16 +414,42 @@ var (
 )
 
 func (f *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	out.Mode = fuse.S_IFREG | 0o444
-	out.Size = f.n.FileSize
-	out.Blocks = (f.n.FileSize + 511) / 512
-	out.Nlink = 1
+	if w := f.fsys.w; w != nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+	}
+	f.attr(&out.Attr)
 	return 0
+}
+
+// attr fills a's mode, size and link count (caller holds w.mu if writable).
+func (f *fileNode) attr(a *fuse.Attr) {
+	size := uint64(0)
+	if f.scratch != nil {
+		size = uint64(f.size)
+	} else if f.n != nil {
+		size = f.n.FileSize
+	}
+	a.Mode = fuse.S_IFREG | f.mode
+	a.Size = size
+	a.Blocks = (size + 511) / 512
+	a.Nlink = 1
 }
 
 func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+		if f.fsys.w == nil {
+			return nil, 0, syscall.EROFS
+		}
+		return f.fsys.w.openForWrite(ctx, f, flags)
+	}
+	if w := f.fsys.w; w != nil {
+		w.mu.Lock()
+		editing := f.scratch != nil
+		w.mu.Unlock()
+		if editing {
+			return nil, fuse.FOPEN_DIRECT_IO, 0
+		}
 	}
 	// Contents never change under an inode: let the kernel keep its cache.
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
@@ -320,8 +459,20 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	if off < 0 {
 		return nil, syscall.EINVAL
 	}
+	if w := f.fsys.w; w != nil {
+		w.mu.Lock()
+		sc := f.scratch
+		w.mu.Unlock()
+		if sc != nil {
+			n, err := sc.ReadAt(dest, off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, syscall.EIO
+			}
+			return fuse.ReadResultData(dest[:n]), 0
+		}
+	}
 	start := uint64(off)
-	if start >= f.n.FileSize {
+	if f.n == nil || start >= f.n.FileSize {
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(start+uint64(len(dest)), f.n.FileSize)
