@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -112,7 +113,8 @@ func Mount(dir string, opts Options) (*FS, error) {
 			Name:          "hearth",
 			Debug:         opts.Debug,
 			DisableXAttrs: true,
-			MaxReadAhead:  node.ChunkSize,
+			MaxReadAhead:  1 << 20,
+			MaxWrite:      1 << 20, // also the largest read the kernel sends
 			Options:       mountOpts,
 		},
 	})
@@ -405,6 +407,11 @@ type fileNode struct {
 	size    int64    // length of scratch
 	writers int      // open handles that may write
 	dirty   bool     // scratch differs from n
+
+	rmu      sync.Mutex
+	leaves   []node.Segment // n's pieces, loaded on first read
+	leavesOf cid.Cid
+	last     node.Block // the last leaf read: FUSE reads a leaf in several calls
 }
 
 var (
@@ -471,27 +478,51 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 			return fuse.ReadResultData(dest[:n]), 0
 		}
 	}
-	start := uint64(off)
-	if f.n == nil || start >= f.n.FileSize {
+	n := f.n
+	if n == nil || uint64(off) >= n.FileSize {
 		return fuse.ReadResultData(nil), 0
 	}
-	end := min(start+uint64(len(dest)), f.n.FileSize)
 	ctx, cancel := f.fsys.ctx(ctx)
 	defer cancel()
-	n := f.n
-	if n.Kind == node.KindRaw && n.Data == nil && n.FileSize > 0 {
-		full, _, err := node.GetNode(ctx, f.fsys.opts.Getter, n.Cid)
-		if err != nil {
-			return nil, errno(err)
-		}
-		n = full
-		end = min(end, n.FileSize)
-	}
-	w := sliceWriter{buf: dest[:0]}
-	if err := node.WriteFile(ctx, f.fsys.opts.Getter, n, start, end, &w); err != nil {
+	out, err := f.readCommitted(ctx, n, dest, uint64(off))
+	if err != nil {
 		return nil, errno(err)
 	}
-	return fuse.ReadResultData(w.buf), 0
+	return fuse.ReadResultData(out), 0
+}
+
+// readCommitted reads from the DAG n into dest at file offset off, using the
+// leaf list (interior nodes read once per file) and a one-leaf cache.
+func (f *fileNode) readCommitted(ctx context.Context, n *node.Node, dest []byte, off uint64) ([]byte, error) {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if !f.leavesOf.Equals(n.Cid) {
+		leaves, err := node.FileLeaves(ctx, f.fsys.opts.Getter, n)
+		if err != nil {
+			return nil, err
+		}
+		f.leaves, f.leavesOf, f.last = leaves, n.Cid, node.Block{}
+	}
+	end := min(off+uint64(len(dest)), n.FileSize)
+	out := dest[:0]
+	i := sort.Search(len(f.leaves), func(i int) bool { return f.leaves[i].FileOffset+f.leaves[i].Len > off })
+	for ; i < len(f.leaves) && f.leaves[i].FileOffset < end; i++ {
+		seg := f.leaves[i]
+		if !f.last.Cid.Equals(seg.Cid) {
+			ln, _, err := node.GetNode(ctx, f.fsys.opts.Getter, seg.Cid)
+			if err != nil {
+				return nil, err
+			}
+			if uint64(len(ln.Data)) != seg.Len {
+				return nil, fmt.Errorf("leaf %s holds %d bytes, parent says %d: %w", seg.Cid, len(ln.Data), seg.Len, node.ErrBadNode)
+			}
+			f.last = node.Block{Cid: seg.Cid, Data: ln.Data}
+		}
+		s := max(off, seg.FileOffset) - seg.FileOffset
+		e := min(end, seg.FileOffset+seg.Len) - seg.FileOffset
+		out = append(out, f.last.Data[s:e]...)
+	}
+	return out, nil
 }
 
 type sliceWriter struct{ buf []byte }

@@ -228,3 +228,49 @@ func sortStrings(s []string) { sort.Strings(s) }
 func Lookup(ctx context.Context, g Getter, dir *Node, name string) (Link, error) {
 	return lookup(ctx, g, dir, name, func(*Node, []byte) error { return nil })
 }
+
+// FileLeaves returns, in file order, every piece of file f: each leaf (or
+// node with inline data) with its length and file offset. It reads interior
+// nodes only: raw leaves are described from their parents' blocksizes and
+// never fetched.
+func FileLeaves(ctx context.Context, g Getter, f *Node) ([]Segment, error) {
+	var out []Segment
+	var walk func(n *Node, base uint64, depth int) error
+	walk = func(n *Node, base uint64, depth int) error {
+		if depth > 64 {
+			return fmt.Errorf("file DAG too deep: %w", ErrBadNode)
+		}
+		if !n.IsFile() {
+			return fmt.Errorf("reading bytes of a %s: %w", n.Kind, ErrNotDir)
+		}
+		if len(n.Data) > 0 {
+			out = append(out, Segment{Cid: n.Cid, Len: uint64(len(n.Data)), FileOffset: base})
+		}
+		off := base + uint64(len(n.Data))
+		for i, l := range n.Links {
+			size := n.BlockSizes[i]
+			if l.Cid.Type() == CodecRaw {
+				if size > 0 {
+					out = append(out, Segment{Cid: l.Cid, Len: size, FileOffset: off})
+				}
+			} else {
+				child, _, err := GetNode(ctx, g, l.Cid)
+				if err != nil {
+					return err
+				}
+				if child.FileSize != size {
+					return fmt.Errorf("child %s holds %d bytes, parent says %d: %w", l.Cid, child.FileSize, size, ErrBadNode)
+				}
+				if err := walk(child, off, depth+1); err != nil {
+					return err
+				}
+			}
+			off += size
+		}
+		return nil
+	}
+	if f.Kind == KindRaw {
+		return []Segment{{Cid: f.Cid, Len: f.FileSize}}, nil
+	}
+	return out, walk(f, 0, 0)
+}
