@@ -48,8 +48,8 @@ type writer struct {
 	f *FS
 
 	mu       sync.Mutex
-	pending  bool     // changes not yet built
-	lastRoot cid.Cid  // the last root this mount built (for GC)
+	pending  bool    // changes not yet built
+	lastRoot cid.Cid // the last root this mount built (for GC)
 	kick     chan struct{}
 	build    chan chan error
 	done     chan struct{}

@@ -25,7 +25,7 @@ type discardStore struct {
 }
 
 func (d *discardStore) PutMany(_ context.Context, bs []node.Block) error { d.n += len(bs); return nil }
-func (d *discardStore) Put(context.Context, cid.Cid, []byte) error     { d.n++; return nil }
+func (d *discardStore) Put(context.Context, cid.Cid, []byte) error       { d.n++; return nil }
 
 // patternReader yields n bytes of a pattern that differs in every chunk.
 type patternReader struct {
