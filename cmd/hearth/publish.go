@@ -91,4 +91,3 @@ func treeSize(src string) int64 {
 	})
 	return n
 }
-

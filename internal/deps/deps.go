@@ -6,9 +6,11 @@ package deps
 
 import (
 	_ "github.com/chromedp/chromedp"
+	_ "github.com/cockroachdb/pebble"
 	_ "github.com/coder/websocket"
 	_ "github.com/fsnotify/fsnotify"
 	_ "github.com/hanwen/go-fuse/v2/fs"
+	_ "github.com/ipld/go-car/v2"
 	_ "github.com/pion/ice/v4"
 	_ "github.com/pion/turn/v5"
 	_ "github.com/pion/webrtc/v4"
@@ -17,6 +19,4 @@ import (
 	_ "github.com/spf13/cobra"
 	_ "golang.org/x/sync/errgroup"
 	_ "golang.org/x/time/rate"
-	_ "github.com/cockroachdb/pebble"
-	_ "github.com/ipld/go-car/v2"
 )
