@@ -11,5 +11,9 @@ func subcommands() []*cobra.Command {
 		newVerifyCmd(),
 		newCarCmd(),
 		newDemoCmd(),
+		newOriginCmd(),
+		newSeedCmd(),
+		newRelayCmd(),
+		newMountCmd(),
 	}
 }

@@ -32,6 +32,11 @@ type Options struct {
 	FS vfs.FS
 	// CacheBytes is the block cache size in bytes; 0 means 32 MiB.
 	CacheBytes int64
+	// MemTableBytes is the size of one memtable in bytes; 0 means 64 MiB,
+	// which makes large imports fast. A long-running node that must stay
+	// small (a seeder) uses a few MiB: filled memtables stay resident, so
+	// the store needs up to about 4 times this plus CacheBytes of memory.
+	MemTableBytes uint64
 	// ReserveBytes is the free space, in bytes, that writes leave on the
 	// disk; a write that would eat into it fails with ErrDiskFull instead.
 	// pebble cannot survive running out of space mid-commit (it stops the
@@ -67,6 +72,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.ReserveBytes == 0 {
 		opts.ReserveBytes = 64 << 20
 	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = 64 << 20
+	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
 	po := &pebble.Options{
@@ -75,7 +83,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		Logger: quietLogger{},
 		// Values are blocks of up to 256 KiB under random keys: large
 		// memtables and a tall L0 cut compaction rewrites during imports.
-		MemTableSize:                64 << 20,
+		MemTableSize:                opts.MemTableBytes,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       8,
 		L0StopWritesThreshold:       64,

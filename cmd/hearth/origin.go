@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/hosting"
+	"github.com/hearthcdn/hearth/node/origin"
+)
+
+func newOriginCmd() *cobra.Command {
+	var storeDir, keyFile, listen, src, addrFile string
+	var watch bool
+	var debounce time.Duration
+	var browser *browserFlags // browser client flags, set below (origin_browser.go)
+	cmd := &cobra.Command{
+		Use:   "origin --key FILE [--store DIR] [--listen ADDR] [--site SRC [--watch]]",
+		Short: "Serve a site: its files, signed root records (with push) and a trustless gateway",
+		Long: `Serve the site of --key: its files at their paths from the latest root,
+the latest root record and the record history at /.well-known/hearth/SITE/,
+a record event stream, the IPFS Trustless Gateway at /ipfs/, /metrics and
+/healthz. With --site SRC, publish SRC first (signing a new record if its
+root changed); with --watch, republish whenever SRC changes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if watch && src == "" {
+				return errUsage("--watch needs --site SRC")
+			}
+			key, err := node.ReadKeyFile(keyFile)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			log := slog.Default()
+			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Logger: log})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if src != "" {
+				if _, _, err := o.Publish(ctx); err != nil {
+					return err
+				}
+			} else if o.Feed().Latest() == nil {
+				log.Warn("nothing published for this site yet: pass --site SRC or run hearth publish --key", "site", o.Site().String())
+			}
+			ln, err := hosting.Listen(listen, addrFile)
+			if err != nil {
+				return err
+			}
+			// Browser client (js/, issue 6): /.hearth/ in front of the origin's routes.
+			handler, err := browser.wrap(o.Handler(), o.Site(), log)
+			if err != nil {
+				return err
+			}
+			log.Info("origin serving", "addr", ln.Addr().String(), "site", o.Site().String())
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return hosting.Serve(ctx, ln, handler, log, o.Close) })
+			if watch {
+				g.Go(func() error { return o.Watch(ctx) })
+			}
+			return g.Wait()
+		},
+	}
+	addStoreFlag(cmd, &storeDir)
+	browser = addBrowserFlags(cmd)
+	cmd.Flags().StringVar(&keyFile, "key", "site.key", "site key file (from hearth keygen)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (port 0: any free port)")
+	cmd.Flags().StringVar(&src, "site", "", "file or directory to publish at start")
+	cmd.Flags().BoolVar(&watch, "watch", false, "republish --site whenever it changes")
+	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
+	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
+	return cmd
+}
+
+// errBadUsage marks errors in how a command was invoked.
+var errBadUsage = errors.New("usage")
+
+func errUsage(msg string) error { return fmt.Errorf("%w: %s", errBadUsage, msg) }

@@ -1,0 +1,134 @@
+// Package jsconfig is the browser client's configuration: what the origin
+// serves at /.hearth/config.json and inlines into /.hearth/hearth.js and
+// /.hearth/sw.js, and what the service worker and the page agent read.
+// It depends on nothing but the standard library and node, so that both
+// wasm binaries can import it.
+package jsconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hearthcdn/hearth/node"
+)
+
+// ErrBadConfig: a configuration value is invalid.
+var ErrBadConfig = errors.New("invalid browser client configuration")
+
+// Defaults.
+const (
+	DefaultScope          = "/"
+	DefaultCacheMiB       = 256
+	DefaultAgentTimeoutMS = 1500
+	DefaultUploadKiBps    = 512
+)
+
+// Config is the browser client's configuration, as JSON:
+//
+//	{
+//	  "site": "b5uax…",                       // site ID (node.SiteID text form)
+//	  "scope": "/",                            // service-worker scope
+//	  "prefixes": ["/"],                       // URL path prefixes served from the swarm
+//	  "relays": ["wss://relay.example/ws"],    // signalling relays, for the page agent
+//	  "iceServers": [{"urls": ["stun:relay.example:3478"]}],
+//	  "cacheMiB": 256,                         // block cache bound, MiB
+//	  "tabSeeding": false,                     // open tabs serve what they cache
+//	  "uploadKiBps": 512,                      // tab seeding upload cap, KiB/s
+//	  "agentTimeoutMs": 1500                   // deadline for a page agent's next block
+//	}
+type Config struct {
+	// Site is the site's ID, text form.
+	Site string `json:"site"`
+	// Scope is the service worker's scope, a path ending in "/".
+	Scope string `json:"scope"`
+	// Prefixes are the URL path prefixes (each starting with "/") whose GET
+	// and HEAD requests the service worker answers from the site's DAG;
+	// everything else passes through untouched.
+	Prefixes []string `json:"prefixes"`
+	// Relays are the WebSocket URLs of the signalling relays.
+	Relays []string `json:"relays"`
+	// ICEServers are the STUN and TURN servers for WebRTC.
+	ICEServers []ICEServer `json:"iceServers"`
+	// CacheMiB bounds the service worker's block cache, in MiB.
+	CacheMiB int `json:"cacheMiB"`
+	// TabSeeding makes open tabs serve the blocks they hold to other
+	// visitors (a page can also opt in with hearth.seed(true)).
+	TabSeeding bool `json:"tabSeeding"`
+	// UploadKiBps caps a seeding tab's upload, in KiB per second.
+	UploadKiBps int `json:"uploadKiBps"`
+	// AgentTimeoutMS is how long the service worker waits for a page
+	// agent's first or next block before it asks the origin, in ms.
+	AgentTimeoutMS int `json:"agentTimeoutMs"`
+}
+
+// ICEServer is one STUN or TURN server, as RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Normalize fills defaults and checks every field. Errors wrap ErrBadConfig
+// (or node.ErrBadSiteID for the site).
+func (c *Config) Normalize() error {
+	if _, err := node.ParseSiteID(c.Site); err != nil {
+		return fmt.Errorf("site: %w", err)
+	}
+	if c.Scope == "" {
+		c.Scope = DefaultScope
+	}
+	if !strings.HasPrefix(c.Scope, "/") || !strings.HasSuffix(c.Scope, "/") {
+		return fmt.Errorf("scope %q: want an absolute path ending in /: %w", c.Scope, ErrBadConfig)
+	}
+	if len(c.Prefixes) == 0 {
+		c.Prefixes = []string{c.Scope}
+	}
+	for _, p := range c.Prefixes {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("prefix %q: want an absolute path: %w", p, ErrBadConfig)
+		}
+	}
+	for _, r := range c.Relays {
+		if !strings.HasPrefix(r, "ws://") && !strings.HasPrefix(r, "wss://") {
+			return fmt.Errorf("relay %q: want a ws:// or wss:// URL: %w", r, ErrBadConfig)
+		}
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("ICE server without URLs: %w", ErrBadConfig)
+		}
+	}
+	if c.CacheMiB == 0 {
+		c.CacheMiB = DefaultCacheMiB
+	}
+	if c.UploadKiBps == 0 {
+		c.UploadKiBps = DefaultUploadKiBps
+	}
+	if c.AgentTimeoutMS == 0 {
+		c.AgentTimeoutMS = DefaultAgentTimeoutMS
+	}
+	if c.CacheMiB < 0 || c.UploadKiBps < 0 || c.AgentTimeoutMS < 0 {
+		return fmt.Errorf("negative size or time: %w", ErrBadConfig)
+	}
+	return nil
+}
+
+// SiteID returns the parsed site ID; call after Normalize.
+func (c *Config) SiteID() node.SiteID {
+	id, _ := node.ParseSiteID(c.Site)
+	return id
+}
+
+// Parse decodes and normalizes a JSON configuration.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("decoding config: %v: %w", err, ErrBadConfig)
+	}
+	if err := c.Normalize(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}

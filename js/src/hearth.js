@@ -1,0 +1,105 @@
+// Hearth page loader, served at /.hearth/hearth.js. A site's pages include
+//
+//   <script src="/.hearth/hearth.js" defer></script>
+//
+// It registers the service worker for the configured scope, relays the
+// worker's reports as DOM events, and starts the page agent (Go wasm: relay
+// and WebRTC, which a service worker cannot hold) after the load event, so
+// it never competes with the page for the network.
+//
+// Events, on window:
+//   "hearth:stats"  detail: {cache, peer, origin, passthrough, responses,
+//                   peerFailures, originFailures, last}: block bytes this page
+//                   used by source, summed, and the last response's report.
+//   "hearth:error"  detail: {reason, detail}: a refused root record, a full
+//                   cache, an agent that failed to start.
+// API: window.hearth = {config, stats(), reports(), seed(on), agent: Promise}:
+// reports() returns the last 256 per-response reports of the worker.
+//
+// The origin replaces the two markers below.
+(() => {
+  'use strict';
+  const config = /*HEARTH_CONFIG*/ {};
+  const assets = /*HEARTH_ASSETS*/ { swScript: '/.hearth/sw.js', wasmExec: '/.hearth/wasm_exec.js', agent: '/.hearth/agent.wasm' };
+  const totals = { cache: 0, peer: 0, origin: 0, passthrough: 0, responses: 0, peerFailures: 0, originFailures: 0 };
+  const reports = [];
+  let seeding = !!config.tabSeeding;
+  let agentAPI = null;
+  let agentResolve;
+  const agentReady = new Promise((resolve) => { agentResolve = resolve; });
+
+  const emit = (type, detail) => window.dispatchEvent(new CustomEvent(type, { detail }));
+
+  window.hearth = {
+    config,
+    stats: () => Object.assign({}, totals),
+    reports: () => reports.slice(),
+    seed(on) {
+      seeding = !!on;
+      if (agentAPI) agentAPI.seed(seeding);
+    },
+    agent: agentReady,
+  };
+
+  if (!('serviceWorker' in navigator)) return;
+
+  navigator.serviceWorker.addEventListener('message', (event) => {
+    const m = event.data;
+    if (!m || typeof m.type !== 'string') return;
+    if (m.type === 'hearth:stats') {
+      totals.responses++;
+      totals.cache += m.cache || 0;
+      totals.peer += m.peer || 0;
+      totals.origin += m.origin || 0;
+      totals.peerFailures += m.peerFailures || 0;
+      totals.originFailures += m.originFailures || 0;
+      if (m.passthrough) totals.passthrough++;
+      reports.push(m);
+      if (reports.length > 256) reports.shift();
+      emit('hearth:stats', Object.assign({ last: m }, totals));
+    } else if (m.type === 'hearth:error') {
+      emit('hearth:error', { reason: m.reason, detail: m.detail });
+    }
+  });
+
+  const registered = navigator.serviceWorker
+    .register(assets.swScript, { scope: config.scope || '/', updateViaCache: 'none' })
+    .catch((err) => emit('hearth:error', { reason: 'register', detail: String(err) }));
+
+  // connectAgent hands the agent a MessageChannel to the active worker,
+  // again whenever a new worker takes over.
+  const connectAgent = async (api) => {
+    const reg = await navigator.serviceWorker.ready;
+    const ch = new MessageChannel();
+    api.setPort(ch.port1);
+    reg.active.postMessage({ type: 'hearth:agent' }, [ch.port2]);
+  };
+
+  const startAgent = async () => {
+    if (!assets.agent) return;
+    await registered;
+    await new Promise((resolve, reject) => {
+      if (typeof Go === 'function') return resolve();
+      const s = document.createElement('script');
+      s.src = assets.wasmExec;
+      s.onload = resolve;
+      s.onerror = () => reject(new Error('loading ' + assets.wasmExec));
+      document.head.appendChild(s);
+    });
+    const go = new Go();
+    const started = new Promise((resolve) => { window.hearthAgentReady = resolve; });
+    const { instance } = await WebAssembly.instantiateStreaming(fetch(assets.agent), go.importObject);
+    go.run(instance);
+    const api = await started; // {setPort(port), seed(on), stats()}
+    agentAPI = api;
+    api.seed(seeding);
+    await connectAgent(api);
+    navigator.serviceWorker.addEventListener('controllerchange', () => connectAgent(api));
+    window.addEventListener('pagehide', () => api.bye());
+    agentResolve(api);
+  };
+
+  const onLoad = () => startAgent().catch((err) => emit('hearth:error', { reason: 'agent', detail: String(err) }));
+  if (document.readyState === 'complete') onLoad();
+  else window.addEventListener('load', onLoad, { once: true });
+})();

@@ -1,0 +1,82 @@
+// Hearth service worker bootstrap, served at /.hearth/sw.js with
+// "Service-Worker-Allowed: /" so that it may control the whole site.
+//
+// A service worker must add its listeners while its script first runs, but
+// Go's wasm starts asynchronously: so this shim adds them at once, starts
+// the wasm (compiled while streaming), and hands each request it takes to
+// Go once Go is ready. Requests that are not the worker's business are not
+// touched at all: no respondWith, the browser fetches them as if there were
+// no worker. If Go fails or declines (resolves null), the network answers.
+//
+// A navigation that arrives while the wasm is still booting (the worker was
+// stopped while idle and restarts cold) goes to the network untouched: the
+// page does not wait for the boot, and its subresources, which do, are
+// served from a freshly fetched root record (the worker does not know the
+// page, so it fetches the record again).
+//
+// The origin replaces the markers below.
+'use strict';
+self.hearthConfig = /*HEARTH_CONFIG*/ {};
+const hearthAssets = /*HEARTH_ASSETS*/ { wasmExec: '/.hearth/wasm_exec.js', sw: '/.hearth/sw.wasm' };
+importScripts(hearthAssets.wasmExec);
+
+let hearthSignalReady;
+const hearthGoReady = new Promise((resolve) => { hearthSignalReady = resolve; });
+self.hearthReady = () => hearthSignalReady();
+
+const hearthBootStart = performance.now();
+let hearthBooted = false;
+const hearthBoot = (async () => {
+  const go = new Go();
+  const { instance } = await WebAssembly.instantiateStreaming(fetch(hearthAssets.sw), go.importObject);
+  self.hearthCompileMs = performance.now() - hearthBootStart;
+  go.run(instance); // resolves only if Go exits, which it does not
+  await hearthGoReady;
+  self.hearthBootMs = performance.now() - hearthBootStart;
+  hearthBooted = true;
+})();
+hearthBoot.catch(() => {}); // each request falls back to the network
+
+const hearthOwn = ['/.hearth/', '/.well-known/hearth/', '/ipfs/'];
+
+// hearthTakes mirrors the Go worker's check, so that requests outside its
+// business never wait for the wasm to boot.
+function hearthTakes(req) {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  if (req.cache === 'no-store' || req.cache === 'only-if-cached') return false;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin) return false;
+  const p = url.pathname;
+  if (hearthOwn.some((x) => p.startsWith(x))) return false;
+  return (self.hearthConfig.prefixes || ['/']).some((x) => p.startsWith(x));
+}
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(hearthBoot.then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(self.clients.claim());
+});
+
+self.addEventListener('fetch', (event) => {
+  const req = event.request;
+  if (!hearthTakes(req)) return;
+  if (req.mode === 'navigate' && !hearthBooted) return; // cold: see above
+  event.respondWith(
+    hearthBoot
+      .then(() => goHandleFetch(req, event.clientId, event.resultingClientId))
+      .then((resp) => resp || fetch(req))
+      .catch(() => fetch(req)),
+  );
+});
+
+self.addEventListener('message', (event) => {
+  const source = event.source && event.source.id ? event.source.id : '';
+  const ports = event.ports ? Array.from(event.ports) : [];
+  if (event.data && event.data.type === 'hearth:boot-time') {
+    hearthBoot.then(() => event.source && event.source.postMessage({ type: 'hearth:boot-time', ms: self.hearthBootMs, compileMs: self.hearthCompileMs }));
+    return;
+  }
+  hearthBoot.then(() => goHandleMessage(event.data, ports, source)).catch(() => {});
+});

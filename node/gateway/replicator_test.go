@@ -1,0 +1,155 @@
+//go:build !js
+
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hearthcdn/hearth/internal/harness"
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/gateway"
+)
+
+func sameBlocks(t *testing.T, want map[string]node.Block, got *node.MemStore) {
+	t.Helper()
+	if got.Len() != len(want) {
+		t.Fatalf("store holds %d blocks, want %d", got.Len(), len(want))
+	}
+	for _, b := range want {
+		d, err := got.Get(context.Background(), b.Cid)
+		if err != nil || !bytes.Equal(d, b.Data) {
+			t.Fatalf("block %s: %v", b.Cid, err)
+		}
+	}
+}
+
+func TestReplicateOnlyMissingBlocks(t *testing.T) {
+	f := newFixture(t)
+	srv, reqs := serveStore(t, f.store)
+	all := harness.DAGBlocks(t, f.store, f.root)
+	var stored atomic.Int64
+	fe, _ := gateway.NewFetcher([]string{srv.URL}, gateway.FetcherOptions{OnStored: func(n int, _ int64) { stored.Add(int64(n)) }})
+	dst := node.NewMemStore()
+	r := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{Concurrency: 4})
+	ctx := context.Background()
+
+	term, st, err := r.Replicate(ctx, f.root, nil)
+	if err != nil || !term.Equals(f.root) {
+		t.Fatalf("Replicate: %v", err)
+	}
+	sameBlocks(t, all, dst)
+	var total int64
+	for _, b := range all {
+		total += int64(len(b.Data))
+	}
+	if st.Blocks != int64(len(all)) || st.Fetched != int64(len(all)) || st.Bytes != total || st.FetchedBytes != total {
+		t.Fatalf("stats %+v, want %d blocks, %d bytes", st, len(all), total)
+	}
+	if reqs.n.Load() != int64(len(all)) || stored.Load() != int64(len(all)) {
+		t.Fatalf("%d requests, %d reported stored, for %d blocks", reqs.n.Load(), stored.Load(), len(all))
+	}
+
+	// Lose a leaf, a file node and a directory: exactly those are fetched again.
+	big, _ := node.Resolve(ctx, f.store, f.root, []string{"big.bin"})
+	lost := []string{"a/c", "big.bin"}
+	for _, p := range lost {
+		if err := dst.Delete(ctx, f.resolve(t, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.Delete(ctx, big.Links[2].Cid); err != nil {
+		t.Fatal(err)
+	}
+	reqs.n.Store(0)
+	_, st, err = r.Replicate(ctx, f.root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs.n.Load() != 3 || st.Fetched != 3 || st.Blocks != int64(len(all)) {
+		t.Fatalf("after losing 3 blocks: %d requests, stats %+v", reqs.n.Load(), st)
+	}
+	sameBlocks(t, all, dst)
+
+	// A corrupt copy of a directory node is detected and fetched again.
+	if err := dst.Put(ctx, f.resolve(t, "a"), []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	reqs.n.Store(0)
+	if _, _, err := r.Replicate(ctx, f.root, nil); err != nil {
+		t.Fatal(err)
+	}
+	if reqs.n.Load() != 1 {
+		t.Fatalf("corrupt node: %d requests", reqs.n.Load())
+	}
+	sameBlocks(t, all, dst)
+}
+
+// A path replicates the blocks proving it and the DAG at its end, nothing else.
+func TestReplicatePath(t *testing.T) {
+	f := newFixture(t)
+	srv, _ := serveStore(t, f.store)
+	fe, _ := gateway.NewFetcher([]string{srv.URL}, gateway.FetcherOptions{})
+	dst := node.NewMemStore()
+	term, _, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{}).Replicate(context.Background(), f.root, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !term.Equals(f.resolve(t, "a")) {
+		t.Fatalf("term %s", term)
+	}
+	want := harness.DAGBlocks(t, f.store, term)
+	rootData, _ := f.store.Get(context.Background(), f.root)
+	want[f.root.KeyString()] = node.Block{Cid: f.root, Data: rootData}
+	sameBlocks(t, want, dst)
+
+	_, _, err = gateway.NewReplicator(fe, node.NewMemStore(), gateway.ReplicatorOptions{}).Replicate(context.Background(), f.root, []string{"nope"})
+	if !errors.Is(err, node.ErrNoSuchPath) && !errors.Is(err, node.ErrNotFound) {
+		t.Fatalf("missing path: %v", err)
+	}
+}
+
+// A DAG over the limit stops early, having downloaded about the limit.
+func TestReplicateMaxBytes(t *testing.T) {
+	f := newFixture(t)
+	srv, _ := serveStore(t, f.store)
+	fe, _ := gateway.NewFetcher([]string{srv.URL}, gateway.FetcherOptions{})
+	dst := node.NewMemStore()
+	const limit = 300 << 10
+	_, st, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{Concurrency: 2, MaxBytes: limit}).Replicate(context.Background(), f.root, nil)
+	if !errors.Is(err, gateway.ErrExceedsLimit) {
+		t.Fatalf("err %v", err)
+	}
+	if st.FetchedBytes > limit+4*node.ChunkSize {
+		t.Fatalf("downloaded %d bytes for a limit of %d", st.FetchedBytes, limit)
+	}
+}
+
+// Blocks a source lacks come from the next one.
+func TestReplicateAcrossSources(t *testing.T) {
+	f := newFixture(t)
+	partial := node.NewMemStore()
+	all := harness.DAGBlocks(t, f.store, f.root)
+	i := 0
+	for _, b := range all {
+		if i%2 == 0 {
+			partial.Put(context.Background(), b.Cid, b.Data)
+		}
+		i++
+	}
+	half, _ := serveStore(t, partial)
+	full, _ := serveStore(t, f.store)
+	fe, _ := gateway.NewFetcher([]string{half.URL, full.URL}, gateway.FetcherOptions{})
+	dst := node.NewMemStore()
+	if _, _, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{}).Replicate(context.Background(), f.root, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameBlocks(t, all, dst)
+	st := fe.Sources()
+	if st[0].Blocks == 0 || st[1].Blocks == 0 || st[0].Dropped || st[1].Dropped {
+		t.Fatalf("sources %+v", st)
+	}
+}

@@ -1,0 +1,149 @@
+package origin_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hearthcdn/hearth/internal/harness"
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/gateway"
+	"github.com/hearthcdn/hearth/node/origin"
+)
+
+type memStore struct {
+	*node.MemStore
+	*node.MemMeta
+}
+
+func newOrigin(t *testing.T, files map[string][]byte) (*origin.Origin, string) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	harness.WriteTree(t, dir, files)
+	o, err := origin.New(origin.Config{
+		Store:    memStore{node.NewMemStore(), node.NewMemMeta()},
+		Key:      key,
+		Source:   dir,
+		Debounce: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	return o, dir
+}
+
+func TestPublishSignsOnlyChanges(t *testing.T) {
+	o, dir := newOrigin(t, map[string][]byte{"index.html": []byte("v1")})
+	ctx := context.Background()
+	r1, isNew, err := o.Publish(ctx)
+	if err != nil || !isNew || r1.Seq != 1 {
+		t.Fatalf("first publish: %v %v %v", r1, isNew, err)
+	}
+	r, isNew, err := o.Publish(ctx)
+	if err != nil || isNew || r.Seq != 1 {
+		t.Fatalf("unchanged publish: %v %v %v", r, isNew, err)
+	}
+	harness.WriteTree(t, dir, map[string][]byte{"index.html": []byte("v2")})
+	r2, isNew, err := o.Publish(ctx)
+	if err != nil || !isNew || r2.Seq != 2 || r2.Root.Equals(r1.Root) {
+		t.Fatalf("changed publish: %v %v %v", r2, isNew, err)
+	}
+	if r2.Site != o.Site() {
+		t.Fatal("record for another site")
+	}
+}
+
+func TestOriginServes(t *testing.T) {
+	o, _ := newOrigin(t, map[string][]byte{"index.html": []byte("<p>home"), "a/b.css": []byte("b{}")})
+	srv := httptest.NewServer(o.Handler())
+	defer srv.Close()
+	if code := status(t, srv.URL+"/healthz"); code != 503 {
+		t.Fatalf("healthz before publishing: %d", code)
+	}
+	if code := status(t, srv.URL+"/"); code != 503 {
+		t.Fatalf("site before publishing: %d", code)
+	}
+	rec, _, err := o.Publish(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{
+		"/healthz": 200, "/": 200, "/a/b.css": 200, "/metrics": 200,
+		gateway.RecordPath(o.Site()):                             200,
+		"/ipfs/" + rec.Root.String() + "?format=car":             200,
+		"/ipfs/" + rec.Root.String() + "/a/b.css?format=car":     200,
+		"/ipfs/" + rec.Root.String() + "/missing.css?format=car": 404,
+	} {
+		if code := status(t, srv.URL+path); code != want {
+			t.Errorf("%s: %d, want %d", path, code, want)
+		}
+	}
+	got, err := gateway.FetchRecord(context.Background(), nil, srv.URL, o.Site())
+	if err != nil || got.Seq != rec.Seq {
+		t.Fatalf("record: %v", err)
+	}
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Watch republishes after a change, including in directories created later.
+func TestWatchRepublishes(t *testing.T) {
+	o, dir := newOrigin(t, map[string][]byte{"index.html": []byte("v1"), "sub/a.txt": []byte("a")})
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, _, err := o.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.Watch(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	// write writes content at path (relative to the source) and waits until
+	// the site serves it under a newer record. It writes again while
+	// waiting, so a change made before a watch was in place is not lost;
+	// the same content again changes no root.
+	write := func(path, content string) {
+		t.Helper()
+		before := o.Feed().Latest().Seq
+		harness.Eventually(t, 10*time.Second, func() (bool, string) {
+			harness.WriteTree(t, dir, map[string][]byte{path: []byte(content)})
+			rec := httptest.NewRecorder()
+			o.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/"+path, nil))
+			got := rec.Body.String()
+			return rec.Code == 200 && got == content && o.Feed().Latest().Seq > before, fmt.Sprintf("%s: %d %q", path, rec.Code, got)
+		})
+	}
+	write("sub/a.txt", "a2")
+	// A directory created later is watched too: a change in it republishes.
+	if err := os.MkdirAll(filepath.Join(dir, "new", "deeper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("new/deeper/x.txt", "x")
+	write("new/deeper/x.txt", "x2")
+	write("new/deeper/x.txt", "x3")
+}
