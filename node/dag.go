@@ -5,9 +5,6 @@ import (
 	"fmt"
 
 	cid "github.com/ipfs/go-cid"
-	"github.com/ipfs/go-unixfsnode/data"
-	dagpb "github.com/ipld/go-codec-dagpb"
-	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 )
 
 // Kind is a UnixFS node type (UnixFS spec, Data.DataType).
@@ -77,8 +74,8 @@ func (n *Node) IsFile() bool { return n.Kind == KindRaw || n.Kind == KindFile ||
 // Decode parses block data named by c. It does not verify the hash (see
 // Verify). Errors wrap ErrBadNode or ErrUnsupportedCodec.
 //
-// dag-pb follows https://ipld.io/specs/codecs/dag-pb/spec/ (via
-// go-codec-dagpb, strict); UnixFS follows https://specs.ipfs.tech/unixfs/.
+// dag-pb follows https://ipld.io/specs/codecs/dag-pb/spec/ (strict, as
+// go-codec-dagpb decodes; see pb.go); UnixFS follows https://specs.ipfs.tech/unixfs/.
 func Decode(c cid.Cid, raw []byte) (*Node, error) {
 	switch c.Type() {
 	case CodecRaw:
@@ -87,65 +84,24 @@ func Decode(c cid.Cid, raw []byte) (*Node, error) {
 	default:
 		return nil, fmt.Errorf("decoding %s: codec 0x%x: %w", c, c.Type(), ErrUnsupportedCodec)
 	}
-	nb := dagpb.Type.PBNode.NewBuilder()
-	if err := dagpb.DecodeBytes(nb, raw); err != nil {
+	pb, err := decodePB(raw)
+	if err != nil {
 		return nil, fmt.Errorf("decoding %s: dag-pb: %v: %w", c, err, ErrBadNode)
 	}
-	pbn := nb.Build().(dagpb.PBNode)
-	n := &Node{Cid: c}
-	it := pbn.FieldLinks().Iterator()
-	for !it.Done() {
-		_, l := it.Next()
-		lk, ok := l.FieldHash().Link().(cidlink.Link)
-		if !ok {
-			return nil, fmt.Errorf("decoding %s: link is not a CID: %w", c, ErrBadNode)
-		}
-		var ln Link
-		ln.Cid = lk.Cid
-		if l.FieldName().Exists() {
-			ln.Name = l.FieldName().Must().String()
-		}
-		if l.FieldTsize().Exists() {
-			ts := l.FieldTsize().Must().Int()
-			if ts < 0 {
-				return nil, fmt.Errorf("decoding %s: negative Tsize: %w", c, ErrBadNode)
-			}
-			ln.Tsize = uint64(ts)
-		}
-		n.Links = append(n.Links, ln)
-	}
-	if !pbn.FieldData().Exists() {
+	n := &Node{Cid: c, Links: pb.links}
+	if !pb.hasData {
 		return nil, fmt.Errorf("decoding %s: dag-pb node without UnixFS data: %w", c, ErrBadNode)
 	}
-	ud, err := data.DecodeUnixFSData(pbn.FieldData().Must().Bytes())
+	ud, err := decodeUnixFS(pb.data)
 	if err != nil {
 		return nil, fmt.Errorf("decoding %s: UnixFS: %v: %w", c, err, ErrBadNode)
 	}
-	n.Kind = Kind(ud.FieldDataType().Int())
-	if ud.FieldData().Exists() {
-		n.Data = ud.FieldData().Must().Bytes()
-	}
-	if ud.FieldFileSize().Exists() {
-		fs := ud.FieldFileSize().Must().Int()
-		if fs < 0 {
-			return nil, fmt.Errorf("decoding %s: negative filesize: %w", c, ErrBadNode)
-		}
-		n.FileSize = uint64(fs)
-	}
-	bit := ud.FieldBlockSizes().Iterator()
-	for !bit.Done() {
-		_, v := bit.Next()
-		if v.Int() < 0 {
-			return nil, fmt.Errorf("decoding %s: negative blocksize: %w", c, ErrBadNode)
-		}
-		n.BlockSizes = append(n.BlockSizes, uint64(v.Int()))
-	}
-	if ud.FieldFanout().Exists() {
-		n.Fanout = uint64(ud.FieldFanout().Must().Int())
-	}
-	if ud.FieldHashType().Exists() {
-		n.HashType = uint64(ud.FieldHashType().Must().Int())
-	}
+	n.Kind = Kind(ud.typ)
+	n.Data = ud.data
+	n.FileSize = ud.fileSize
+	n.BlockSizes = ud.blockSizes
+	n.Fanout = ud.fanout
+	n.HashType = ud.hashType
 	if err := n.check(); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", c, err)
 	}
