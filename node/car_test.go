@@ -53,4 +53,3 @@ func TestCARRoundTrip(t *testing.T) {
 		t.Fatal("garbage header accepted")
 	}
 }
-
