@@ -3,27 +3,32 @@
 GO ?= go
 BIN := bin/hearth
 
-.PHONY: all build test bench demo vet clean wasm test-wasm test-browser
+.PHONY: all build test bench bench-relay bench-browser demo e2e vet clean wasm test-wasm test-browser
 
 all: build
 
-build:
+# The binary embeds the browser client built by `make wasm`.
+build: wasm
 	$(GO) build -o $(BIN) ./cmd/hearth
 
 vet:
 	$(GO) vet ./...
 
+# Everything: native tests (including the multi-process, FUSE and headless
+# Chromium suites), then the wasm tests under Node.
 test: vet
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 25m ./...
+	$(MAKE) test-wasm
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./node/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./node/... ./fuse/ ./internal/harness/
 
 demo: build
 	./$(BIN) demo $(if $(SITE),--site $(SITE))
 
 clean:
 	rm -rf bin
+	find js/dist -type f ! -name README.md ! -name .gitignore -delete
 
 # The browser client's wasm (service worker, page agent) and wasm_exec.js,
 # with .gz/.br copies, into js/dist where the hearth binary embeds them;
@@ -39,3 +44,14 @@ test-wasm:
 # build their own wasm first and skip when Chromium or unshare is missing).
 test-browser:
 	$(GO) test -count=1 -timeout 15m ./testbrowser/
+
+# The swarm acceptance suite in headless Chromium (also part of `make test`).
+e2e: test-browser
+
+# Seeder → page through the service worker, next to WebTorrent's figures.
+bench-browser:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m ./testbrowser/
+
+# 10,000 WebSocket peers against a relay on loopback (see relay/README.md).
+bench-relay:
+	$(GO) run ./relay/loadgen

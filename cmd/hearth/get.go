@@ -20,7 +20,7 @@ import (
 )
 
 func newGetCmd() *cobra.Command {
-	var storeDir, out, from string
+	var storeDir, out, from, relayURL string
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "get [--store DIR] CID[/path] [-o OUT]  |  get --from URL[,URL...] SITE[/path] [-o OUT]",
@@ -34,6 +34,9 @@ store lacks into --store, verifying each, moving to the next URL when one
 fails, is too slow or lies; and write the result.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if relayURL != "" {
+				return getRelay(cmd, storeDir, relayURL, from, args[0], out, timeout)
+			}
 			if from != "" {
 				return getRemote(cmd, storeDir, from, args[0], out, timeout)
 			}
@@ -63,6 +66,7 @@ fails, is too slow or lies; and write the result.`,
 	addStoreFlag(cmd, &storeDir)
 	cmd.Flags().StringVarP(&out, "output", "o", "", "file or directory to write (default: stdout for a file)")
 	cmd.Flags().StringVar(&from, "from", "", "comma-separated base URLs of the origin or seeders to fetch SITE from")
+	cmd.Flags().StringVar(&relayURL, "relay", "", "relay WebSocket URL: fetch SITE from peers over WebRTC (with --from as the fallback)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --from: longest wait for one block (or the next block of a stream) before trying another source")
 	return cmd
 }

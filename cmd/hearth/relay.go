@@ -48,7 +48,7 @@ var relayEnv = map[string]string{
 	"hello-timeout":     "HEARTH_RELAY_HELLO_TIMEOUT",
 	"send-queue":        "HEARTH_RELAY_SEND_QUEUE",
 	"write-timeout":     "HEARTH_RELAY_WRITE_TIMEOUT",
-	"write-delay":       "HEARTH_RELAY_WRITE_DELAY",
+	"coalesce":          "HEARTH_RELAY_COALESCE",
 	"max-records":       "HEARTH_RELAY_MAX_RECORDS",
 	"loops":             "HEARTH_RELAY_LOOPS",
 }
@@ -117,7 +117,7 @@ help; a flag given on the command line wins.`,
 	f.DurationVar(&c.HelloTimeout, "hello-timeout", relayserver.DefaultHelloTimeout, "drop a connection that has not said hello by then")
 	f.IntVar(&c.SendQueue, "send-queue", relayserver.DefaultSendQueue, "bytes queued to a peer beyond its socket before it is dropped as too slow")
 	f.DurationVar(&c.WriteTimeout, "write-timeout", relayserver.DefaultWriteTimeout, "drop a peer whose socket accepts nothing this long")
-	f.DurationVar(&c.WriteDelay, "write-delay", relayserver.DefaultWriteDelay, "longest a message waits to be written with others (negative: write each at once)")
+	f.DurationVar(&c.Coalesce, "coalesce", relayserver.DefaultCoalesce, "under load, how long to gather events and writes into batches; each hop may take that much longer (negative: no batching)")
 	f.IntVar(&c.MaxRecords, "max-records", relayserver.DefaultMaxRecords, "sites whose latest root record the relay keeps")
 	f.IntVar(&c.Loops, "loops", 0, "epoll event loops (0: one per CPU; negative: a goroutine per connection)")
 	for name, env := range relayEnv {

@@ -26,6 +26,7 @@ func newSeedCmd() *cobra.Command {
 	var storeDir, originURL, listen, maxStorage, peers, maxRate, addrFile, corrupt, cache, memLimit string
 	var keep, concurrency int
 	var poll time.Duration
+	var rf *seedRelayFlags
 	cmd := &cobra.Command{
 		Use:   "seed SITE --origin URL [--store DIR] [--listen ADDR] [--keep N] [--max-storage SIZE] [--peers URL,...]",
 		Short: "Replicate a site's newest roots and serve them, standing in for the origin",
@@ -96,6 +97,10 @@ GiB, TiB) are powers of 1024; KB, MB, GB, TB powers of 1000.`,
 				}
 				h = corruptingHandler(h, st, c)
 			}
+			h, runRelay, err := rf.wire(site, st, s, h, log)
+			if err != nil {
+				return err
+			}
 			ln, err := hosting.Listen(listen, addrFile)
 			if err != nil {
 				return err
@@ -104,10 +109,14 @@ GiB, TiB) are powers of 1024; KB, MB, GB, TB powers of 1000.`,
 			g, ctx := errgroup.WithContext(cmd.Context())
 			g.Go(func() error { return hosting.Serve(ctx, ln, h, log, s.Close) })
 			g.Go(func() error { return s.Run(ctx) })
+			if runRelay != nil {
+				g.Go(func() error { return runRelay(ctx) })
+			}
 			return g.Wait()
 		},
 	}
 	addStoreFlag(cmd, &storeDir)
+	rf = addSeedRelayFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&originURL, "origin", "", "the origin's base URL, e.g. https://example.org")
 	f.StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve HTTP on (port 0: any free port)")

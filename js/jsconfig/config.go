@@ -36,7 +36,7 @@ const (
 //	  "cacheMiB": 256,                         // block cache bound, MiB
 //	  "tabSeeding": false,                     // open tabs serve what they cache
 //	  "uploadKiBps": 512,                      // tab seeding upload cap, KiB/s
-//	  "agentTimeoutMs": 1500                   // deadline for a page agent's next block
+//	  "agentTimeoutMs": 1500                   // deadline for a page agent's first block
 //	}
 type Config struct {
 	// Site is the site's ID, text form.
@@ -59,7 +59,8 @@ type Config struct {
 	// UploadKiBps caps a seeding tab's upload, in KiB per second.
 	UploadKiBps int `json:"uploadKiBps"`
 	// AgentTimeoutMS is how long the service worker waits for a page
-	// agent's first or next block before it asks the origin, in ms.
+	// agent's first block before it asks the origin, in ms (four times
+	// that for each next block).
 	AgentTimeoutMS int `json:"agentTimeoutMs"`
 }
 

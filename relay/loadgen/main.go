@@ -75,7 +75,7 @@ type options struct {
 	servePerIP  int
 	serveCPU    string
 	serveMemory string
-	writeDelay  time.Duration
+	coalesce    time.Duration
 	loops       int
 }
 
@@ -96,7 +96,7 @@ func main() {
 	flag.IntVar(&o.relayPID, "relay-pid", 0, "PID of the relay given by -relay, to read its CPU and RSS")
 	flag.IntVar(&o.relayProcs, "relay-gomaxprocs", 0, "GOMAXPROCS of the child relay (0: Go's default, the CPU count)")
 	flag.StringVar(&o.relayPprof, "relay-cpuprofile", "", "write the child relay's CPU profile of the measured window here")
-	flag.DurationVar(&o.writeDelay, "write-delay", -1, "the child relay's write coalescing delay (-1ns: its default; negative: write at once)")
+	flag.DurationVar(&o.coalesce, "coalesce", -1, "the child relay's -coalesce (-1ns: its default; other negative values: off)")
 	flag.IntVar(&o.loops, "loops", 0, "the child relay's event loops (0: one per CPU; negative: blocking mode)")
 	flag.StringVar(&o.serve, "serve", "", "internal: run a relay on this address (the child process)")
 	flag.IntVar(&o.servePerIP, "serve-max-conns-per-ip", 0, "internal: the child relay's per-IP limit (0: default)")
@@ -140,8 +140,8 @@ func serve(o options) error {
 		MaxConnsPerIP: o.servePerIP,
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
-	if o.writeDelay != -1 {
-		cfg.WriteDelay = o.writeDelay
+	if o.coalesce != -1 {
+		cfg.Coalesce = o.coalesce
 	}
 	cfg.Loops = o.loops
 	srv, err := relayserver.New(cfg)
@@ -282,7 +282,7 @@ func startRelay(o options) (url string, pid int, metrics string, child *childRel
 	if o.relayPprof != "" {
 		args = append(args, "-serve-cpuprofile", o.relayPprof)
 	}
-	args = append(args, "-write-delay", o.writeDelay.String(), "-loops", strconv.Itoa(o.loops))
+	args = append(args, "-coalesce", o.coalesce.String(), "-loops", strconv.Itoa(o.loops))
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	if o.relayProcs > 0 {

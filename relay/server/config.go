@@ -22,7 +22,7 @@ const (
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultHelloTimeout     = 10 * time.Second
 	DefaultSendQueue        = 256 << 10 // bytes
-	DefaultWriteDelay       = time.Millisecond
+	DefaultCoalesce         = time.Millisecond
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxRecords       = 100_000
 	DefaultMaxStrikes       = 20
@@ -67,11 +67,14 @@ type Config struct {
 	// WriteTimeout bounds one write to a peer's socket; a peer whose
 	// socket accepts nothing for this long is disconnected.
 	WriteTimeout time.Duration
-	// WriteDelay bounds how long a message may wait so that writes are
-	// coalesced (see outbox.go); the event loops flush after every round
-	// of events, usually much sooner. Negative writes each message at once
-	// from the goroutine that relays it.
-	WriteDelay time.Duration
+	// Coalesce is how long the relay may hold work back so that it is done
+	// in batches. Under load an event loop that has just handled a round of
+	// events waits this long before taking the next round, so it wakes once
+	// per Coalesce instead of once per message (an idle loop still wakes at
+	// once); output queued outside the loops waits at most this long. Each
+	// hop of a message may thus take Coalesce longer. Negative turns it
+	// off: every event is handled, and every message written, at once.
+	Coalesce time.Duration
 	// Loops is the number of epoll event loops (Linux): 0 means GOMAXPROCS,
 	// negative runs every connection in blocking mode (a goroutine each),
 	// as TLS connections and other systems always do.
@@ -144,7 +147,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.HelloTimeout, DefaultHelloTimeout)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.TURNTTL, DefaultTURNTTL)
-	setDur(&c.WriteDelay, DefaultWriteDelay)
+	setDur(&c.Coalesce, DefaultCoalesce)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

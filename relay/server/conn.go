@@ -290,7 +290,7 @@ func (c *conn) sendError(id uint64, peer string, err error) {
 }
 
 // enqueue adds a frame to the output and gets it written: at once, with a
-// non-blocking write, when Config.WriteDelay is 0; otherwise through the
+// non-blocking write, when Config.Coalesce is 0; otherwise through the
 // outbox, which coalesces writes (see outbox.go). It never blocks. When the
 // output already holds SendQueue bytes the peer is too slow to read and is
 // disconnected.

@@ -63,7 +63,7 @@ func startRelay(t *testing.T, cfg relayserver.Config, ln net.Listener) *testRela
 	case strings.Contains(t.Name(), "/blocking"):
 		cfg.Loops = -1
 	case strings.Contains(t.Name(), "/immediate"):
-		cfg.WriteDelay = -1
+		cfg.Coalesce = -1
 	}
 	srv, err := relayserver.New(cfg)
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// outbox coalesces writes (Config.WriteDelay > 0). A connection with output
+// outbox coalesces writes (Config.Coalesce > 0). A connection with output
 // is listed once; the event loops write every listed connection's output at
-// the end of each round of events, and a timer does it WriteDelay after the
+// the end of each round of events, and a timer does it Coalesce after the
 // first listing at the latest (for output queued outside the loops: pings,
 // blocking mode). So a burst to one peer goes out in one write(2), and
 // writes to many peers come back to back, which wakes the receiving side

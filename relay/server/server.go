@@ -109,8 +109,8 @@ func New(cfg Config) (*Server, error) {
 			s.bgWG.Go(l.run)
 		}
 	}
-	if cfg.WriteDelay > 0 {
-		s.outbox = newOutbox(cfg.WriteDelay)
+	if cfg.Coalesce > 0 {
+		s.outbox = newOutbox(cfg.Coalesce)
 		s.bgWG.Go(func() { s.outbox.run(s.done) })
 	}
 	s.bgWG.Add(1)

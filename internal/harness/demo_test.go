@@ -1,0 +1,104 @@
+//go:build linux
+
+package harness
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// `hearth demo` starts an origin, a relay and two seeders, prints the URL
+// to open, serves the demo site from the origin and the seeders, and stops
+// everything on Ctrl-C.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(Binary(t), "demo", "--listen", "127.0.0.1:0", "--dir", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+
+	var originURL string
+	seeders := map[string]string{}
+	deadline := time.After(90 * time.Second)
+	for originURL == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("demo exited before printing its URL: %v", <-done)
+			}
+			f := strings.Fields(l)
+			if len(f) >= 2 && f[0] == "open" {
+				originURL = strings.TrimSuffix(f[1], "/")
+			}
+			if len(f) == 2 && strings.HasPrefix(f[0], "seeder") {
+				seeders[f[0]] = f[1]
+			}
+		case <-deadline:
+			t.Fatal("demo did not print its URL in 90 s")
+		}
+	}
+	if len(seeders) != 2 {
+		t.Fatalf("seeders %v", seeders)
+	}
+	get := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, home := get(originURL + "/")
+	if code != 200 || !strings.Contains(home, "/.hearth/hearth.js") {
+		t.Fatalf("origin home: %d", code)
+	}
+	for name, u := range seeders {
+		if c, page := get(u + "/"); c != 200 || page != home {
+			t.Fatalf("%s serves %d, a different page", name, c)
+		}
+	}
+	if c, _ := get(originURL + "/.hearth/hearth.js"); c != 200 {
+		t.Fatalf("browser client: %d", c)
+	}
+	// Ctrl-C stops everything cleanly.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop in 30 s")
+	}
+	for name, u := range seeders {
+		if resp, err := http.Get(u + "/healthz"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s still answers after the demo stopped", name)
+		}
+	}
+}

@@ -1,0 +1,477 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall/js"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/hearthcdn/hearth/js/jsconfig"
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/exchange"
+	"github.com/hearthcdn/hearth/relay"
+	"github.com/hearthcdn/hearth/wasm/internal/agentproto"
+	"github.com/hearthcdn/hearth/wasm/internal/jsx"
+	"github.com/hearthcdn/hearth/wasm/internal/order"
+	"github.com/hearthcdn/hearth/wasm/swarm"
+)
+
+const (
+	// statusEvery is how often the agent checks its peers and tells the
+	// worker when the count changed.
+	statusEvery = 2 * time.Second
+	// findPeers is how many peers the agent asks the relay for.
+	findPeers = 8
+	// batchBytes is how many block bytes go in one message to the worker
+	// at most (blocks ready at once are batched; none waits for a batch).
+	batchBytes = 1 << 20
+	// maxRequests bounds the worker's requests in progress at once; the
+	// Fetcher spreads them over connections under its own limits.
+	maxRequests = 1024
+)
+
+// agent is the page agent's state.
+type agent struct {
+	cfg    *jsconfig.Config
+	site   node.SiteID
+	origin string
+	hub    *hub
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	peer    *swarm.Peer // nil until started, or without relays
+	port    js.Value    // the worker's port, or undefined
+	onMsg   js.Func
+	reqs    map[uint64]*request
+	peers   int // last count told to the worker
+	seedOn  bool
+	root    cid.Cid // the latest verified root, for announcing
+	lastErr string
+
+	bytesIn atomic.Int64 // block bytes passed on to the worker
+}
+
+func newAgent(cfg *jsconfig.Config, origin string) *agent {
+	a := &agent{cfg: cfg, site: cfg.SiteID(), origin: origin, hub: newHub(), reqs: make(map[uint64]*request),
+		seedOn: cfg.TabSeeding, peers: -1}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	return a
+}
+
+// start connects to the relay in the background.
+func (a *agent) start() {
+	if len(a.cfg.Relays) == 0 {
+		a.setErr("no relay configured")
+		return
+	}
+	var ice []webrtc.ICEServer
+	for _, s := range a.cfg.ICEServers {
+		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	p, err := swarm.Start(swarm.Config{
+		RelayURL:   a.cfg.Relays[0],
+		Site:       a.site,
+		ICEServers: ice,
+		Store:      a.hub,
+		// Stream: hand each verified block to the hub at once, not in
+		// the Fetcher's default 4 MiB batches (a store write here is a
+		// map insert).
+		Fetcher:    exchange.FetcherConfig{BatchBytes: 1},
+		Serve:      &cacheStore{origin: a.origin},
+		Role:       relay.RoleTab,
+		UploadRate: int64(a.cfg.UploadKiBps) << 10,
+		MaxPeers:   8,
+		Logger:     logger(),
+	})
+	if err != nil {
+		a.setErr(err.Error())
+		return
+	}
+	a.mu.Lock()
+	a.peer = p
+	a.mu.Unlock()
+	go a.run(p) // owned by the agent: ends with a.ctx
+}
+
+func (a *agent) setErr(s string) {
+	a.mu.Lock()
+	a.lastErr = s
+	a.mu.Unlock()
+}
+
+// run finds peers, keeps the worker told how many there are, forwards root
+// records from the relay and announces the tab when seeding.
+func (a *agent) run(p *swarm.Peer) {
+	if err := p.WaitReady(a.ctx); err != nil {
+		return
+	}
+	go a.followRecords(p) // owned by the agent: ends with a.ctx
+	a.applySeeding()
+	tick := time.NewTicker(statusEvery)
+	defer tick.Stop()
+	for {
+		n := 0
+		for _, fp := range p.Fetcher.Peers() {
+			if !fp.Banned {
+				n++
+			}
+		}
+		if n == 0 {
+			ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+			ids, err := p.Find(ctx, findPeers)
+			cancel()
+			if err == nil && len(ids) > 0 {
+				p.Fetcher.AddPeers(ids...)
+				n = len(ids)
+			}
+		}
+		a.setPeers(n)
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// followRecords subscribes to the site's root records: each (verified by
+// the relay client) goes to the worker, and the latest root is what the
+// tab announces when seeding.
+func (a *agent) followRecords(p *swarm.Peer) {
+	sub, err := p.Relay.Subscribe(a.ctx, a.site)
+	if err != nil {
+		return
+	}
+	defer sub.Close()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case rec, ok := <-sub.Records():
+			if !ok {
+				return
+			}
+			a.mu.Lock()
+			a.root = rec.Root
+			port := a.port
+			a.mu.Unlock()
+			if !port.IsUndefined() {
+				post(port, agentproto.Simple(agentproto.TypeRecord, map[string]any{"rec": jsx.Uint8Array(rec.Bytes())}))
+			}
+			a.applySeeding()
+		}
+	}
+}
+
+// applySeeding announces or withdraws the tab as the seeding flag says.
+func (a *agent) applySeeding() {
+	a.mu.Lock()
+	p, on, root := a.peer, a.seedOn, a.root
+	a.mu.Unlock()
+	if p == nil {
+		return
+	}
+	var roots []cid.Cid
+	if root.Defined() {
+		roots = []cid.Cid{root}
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	if err := p.SetServing(ctx, on, roots...); err != nil {
+		a.setErr("announcing: " + err.Error())
+	}
+}
+
+func (a *agent) setPeers(n int) {
+	a.mu.Lock()
+	changed := n != a.peers
+	a.peers = n
+	port := a.port
+	a.mu.Unlock()
+	if changed && !port.IsUndefined() {
+		post(port, agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": n}))
+	}
+}
+
+// post sends a message, ignoring a closed port.
+func post(port js.Value, msg js.Value, transfer ...js.Value) {
+	_, _ = jsx.Try(func() js.Value {
+		if len(transfer) > 0 {
+			return port.Call("postMessage", msg, transfer[0])
+		}
+		return port.Call("postMessage", msg)
+	})
+}
+
+// api returns the object hearth.js drives.
+func (a *agent) api() js.Value {
+	return jsx.Object(map[string]any{
+		"setPort": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) > 0 {
+				a.setPort(args[0])
+			}
+			return nil
+		}),
+		"seed": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			on := len(args) > 0 && args[0].Truthy()
+			a.mu.Lock()
+			a.seedOn = on
+			a.mu.Unlock()
+			go a.applySeeding() // owned by the agent: bounded by a timeout
+			return nil
+		}),
+		"stats": js.FuncOf(func(js.Value, []js.Value) any { return a.stats() }),
+		"bye": js.FuncOf(func(js.Value, []js.Value) any {
+			a.mu.Lock()
+			port := a.port
+			a.mu.Unlock()
+			if !port.IsUndefined() {
+				post(port, agentproto.Simple(agentproto.TypeBye, nil))
+			}
+			return nil
+		}),
+	})
+}
+
+func (a *agent) stats() js.Value {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	m := map[string]any{"peers": a.peers, "seeding": a.seedOn, "bytesIn": float64(a.bytesIn.Load()), "error": a.lastErr}
+	if a.peer != nil {
+		conns := 0
+		for _, fp := range a.peer.Fetcher.Peers() {
+			if fp.Connected {
+				conns++
+			}
+		}
+		m["connected"] = conns
+		var out int64
+		if a.peer.Server != nil {
+			for _, s := range a.peer.Server.Stats() {
+				out += s.BytesServed
+			}
+		}
+		m["bytesOut"] = float64(out)
+		m["relay"] = a.peer.Relay.State().String()
+	}
+	return jsx.Object(m)
+}
+
+// setPort takes the MessagePort to the worker (again after a worker update).
+func (a *agent) setPort(port js.Value) {
+	a.mu.Lock()
+	if !a.port.IsUndefined() {
+		a.port.Set("onmessage", js.Null())
+		a.onMsg.Release()
+	}
+	old := a.reqs
+	a.reqs = make(map[uint64]*request)
+	a.port = port
+	a.onMsg = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) > 0 {
+			a.handle(port, args[0].Get("data"))
+		}
+		return nil
+	})
+	port.Set("onmessage", a.onMsg)
+	n := max(a.peers, 0)
+	a.mu.Unlock()
+	for _, r := range old {
+		r.cancel()
+	}
+	post(port, agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": n}))
+}
+
+// handle processes one message from the worker; called from a JS callback.
+func (a *agent) handle(port, m js.Value) {
+	if m.Type() != js.TypeObject {
+		return
+	}
+	switch jsx.String(m.Get("t")) {
+	case agentproto.TypeRequest:
+		id, req, credit, err := agentproto.DecodeRequest(m)
+		if err != nil {
+			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
+			return
+		}
+		a.mu.Lock()
+		p := a.peer
+		busy := len(a.reqs) >= maxRequests
+		var r *request
+		if p != nil && !busy {
+			ctx, cancel := context.WithCancel(a.ctx)
+			r = &request{id: id, port: port, cancel: cancel, credit: int64(credit), wake: make(chan struct{}, 1)}
+			a.reqs[id] = r
+			go func() { // owned by the request: cancel ends it
+				defer cancel()
+				a.serve(ctx, p, r, req)
+			}()
+		}
+		a.mu.Unlock()
+		if r == nil {
+			reason := "agent not connected"
+			if busy {
+				reason = "agent busy"
+			}
+			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": reason}))
+		}
+	case agentproto.TypeCredit, agentproto.TypeCancel:
+		id := uint64(m.Get("id").Float())
+		a.mu.Lock()
+		r := a.reqs[id]
+		a.mu.Unlock()
+		if r == nil {
+			return
+		}
+		if jsx.String(m.Get("t")) == agentproto.TypeCancel {
+			r.cancel()
+			return
+		}
+		r.grant(int64(m.Get("n").Int()))
+	}
+}
+
+// request is one of the worker's requests in progress.
+type request struct {
+	id     uint64
+	port   js.Value
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: credit granted
+
+	mu     sync.Mutex
+	credit int64
+}
+
+func (r *request) grant(n int64) {
+	r.mu.Lock()
+	r.credit += n
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// spend waits until there is credit, then takes n bytes of it (the credit
+// may go below zero by the last batch, as the protocol allows).
+func (r *request) spend(ctx context.Context, n int) error {
+	for {
+		r.mu.Lock()
+		if r.credit > 0 {
+			r.credit -= int64(n)
+			r.mu.Unlock()
+			return nil
+		}
+		r.mu.Unlock()
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errNoPeer: nobody could be asked.
+var errNoPeer = errors.New("no peer")
+
+// serve answers one request: the Fetcher fetches the blocks from peers
+// into the hub (verified, spread over peers), while order.Walk walks them
+// in the order the worker expects and passes each batch on as soon as it
+// is ready.
+func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.Request) {
+	defer func() {
+		a.mu.Lock()
+		if a.reqs[r.id] == r {
+			delete(a.reqs, r.id)
+		}
+		a.mu.Unlock()
+	}()
+	end := func(err error) {
+		m := map[string]any{"id": float64(r.id)}
+		if err != nil {
+			m["err"] = err.Error()
+		}
+		post(r.port, agentproto.Simple(agentproto.TypeEnd, m))
+	}
+	if p.Fetcher == nil {
+		end(errNoPeer)
+		return
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var ferr error
+	go func() { // owned by serve: stopped and waited for below
+		defer close(done)
+		_, ferr = p.Fetcher.Fetch(fctx, req)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	var batch []node.Block
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := r.spend(ctx, size); err != nil {
+			return err
+		}
+		msg, tr := agentproto.EncodeBlocks(r.id, batch)
+		post(r.port, msg, tr)
+		a.bytesIn.Add(int64(size))
+		for _, b := range batch {
+			if b.Cid.Type() == node.CodecRaw { // the worker caches it now; the
+				_ = a.hub.Delete(ctx, b.Cid) // Fetcher may still read interior nodes
+			}
+		}
+		batch, size = batch[:0], 0
+		return nil
+	}
+	g := waitingGetter{h: a.hub, done: done, err: func() error { return ferr }, beforeWait: flush}
+	err := order.Walk(ctx, g, req, func(b node.Block) error {
+		batch = append(batch, b)
+		size += len(b.Data)
+		if size >= batchBytes {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if ctx.Err() != nil {
+		return // cancelled: the worker needs no end
+	}
+	if err != nil {
+		end(fmt.Errorf("%w", err))
+		return
+	}
+	end(nil)
+}
+
+// failedAPI is the API of an agent that could not start: no peers ever.
+func failedAPI(cause error) js.Value {
+	nop := js.FuncOf(func(js.Value, []js.Value) any { return nil })
+	return jsx.Object(map[string]any{
+		"setPort": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			if len(args) > 0 {
+				post(args[0], agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 0}))
+			}
+			return nil
+		}),
+		"seed": nop, "bye": nop,
+		"stats": js.FuncOf(func(js.Value, []js.Value) any {
+			return jsx.Object(map[string]any{"error": cause.Error()})
+		}),
+	})
+}

@@ -1,0 +1,575 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall/js"
+	"time"
+
+	cid "github.com/ipfs/go-cid"
+
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/wasm/internal/agentproto"
+	"github.com/hearthcdn/hearth/wasm/internal/jsx"
+)
+
+// Cache Storage names and keys (the block cache's layout is shared with
+// the page agent, see agentproto). Bump the version when the layout changes.
+const (
+	blockCacheName = agentproto.BlockCacheName
+	metaCacheName  = "hearth-meta-v1"
+	blockKeyPrefix = "/.hearth/block/"
+	metaRecord     = "/.hearth/meta/record"
+	metaIndex      = "/.hearth/meta/lru"
+)
+
+const (
+	// memLimit bounds the in-memory tier, in bytes: the blocks read or
+	// written last, so a page's subresources do not each go to Cache Storage
+	// for the same directory blocks.
+	memLimit = 16 << 20
+	// writeQueue bounds blocks waiting to be written to Cache Storage;
+	// beyond it, puts are dropped (the cache is an optimisation).
+	writeQueue = 512
+	// saveDelay is how long after the last change the LRU index is saved.
+	saveDelay = 2 * time.Second
+	// pendingLimit bounds the bytes queued for writing.
+	pendingLimit = 32 << 20
+	// writeHoldMax is how long a queued block may wait for the worker to
+	// be idle before it is written anyway: Cache Storage writes cost the
+	// worker's thread about a millisecond each, which responses in
+	// progress need more.
+	writeHoldMax = 2 * time.Second
+)
+
+// blockCache is the worker's verified block cache (serve.Cache): Cache
+// Storage entries keyed {origin}/.hearth/block/{cid}, bounded to limit bytes
+// by an LRU index that is itself saved in Cache Storage (metaIndex), so the
+// bound and the recency survive the worker being stopped. A small memory
+// tier sits in front. Entries are verified on every read by serve; the
+// cache does not trust Cache Storage, which any script of the origin can
+// write to.
+type blockCache struct {
+	origin  string
+	limit   int64
+	onError func(reason, detail string)
+	queue   chan queued
+	active  atomic.Int32  // responses in progress (see begin)
+	idle    chan struct{} // capacity 1: active dropped to 0
+
+	mu      sync.Mutex
+	store   js.Value // the opened block cache, or undefined
+	meta    js.Value
+	index   map[string]*entry // by CID key: what Cache Storage holds
+	total   int64             // bytes in index
+	tick    uint64
+	pending map[string][]byte // queued for writing
+	pendSz  int64
+	mem     map[string]*memEntry
+	memSize int64
+	dirty   bool
+}
+
+type queued struct {
+	b  node.Block
+	at time.Time
+}
+
+type entry struct {
+	size int64
+	used uint64 // tick of last use
+}
+
+type memEntry struct {
+	data []byte
+	used uint64
+}
+
+func newBlockCache(origin string, limit int64, onError func(reason, detail string)) *blockCache {
+	return &blockCache{
+		origin:  origin,
+		limit:   limit,
+		onError: onError,
+		queue:   make(chan queued, writeQueue),
+		idle:    make(chan struct{}, 1),
+		index:   make(map[string]*entry),
+		pending: make(map[string][]byte),
+		mem:     make(map[string]*memEntry),
+	}
+}
+
+// start opens Cache Storage, loads the index and starts the writer, in a
+// goroutine owned by the cache for the worker's lifetime.
+func (c *blockCache) start() {
+	go func() {
+		ctx := context.Background()
+		if err := c.open(ctx); err != nil {
+			c.onError("cache-unavailable", err.Error())
+		} else if err := c.loadIndex(ctx); err != nil {
+			c.onError("cache-index", err.Error())
+		}
+		c.writeLoop(ctx)
+	}()
+}
+
+func (c *blockCache) open(ctx context.Context) error {
+	caches := jsx.Global().Get("caches")
+	if caches.IsUndefined() {
+		return errors.New("no Cache Storage")
+	}
+	store, err := jsx.Await(ctx, caches.Call("open", blockCacheName))
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", blockCacheName, err)
+	}
+	meta, err := jsx.Await(ctx, caches.Call("open", metaCacheName))
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", metaCacheName, err)
+	}
+	c.mu.Lock()
+	c.store, c.meta = store, meta
+	c.mu.Unlock()
+	return nil
+}
+
+// handles returns the opened caches, opening them if start has not yet.
+func (c *blockCache) handles(ctx context.Context) (store, meta js.Value, err error) {
+	c.mu.Lock()
+	store, meta = c.store, c.meta
+	c.mu.Unlock()
+	if store.IsUndefined() || meta.IsUndefined() {
+		if err := c.open(ctx); err != nil {
+			return js.Undefined(), js.Undefined(), err
+		}
+		c.mu.Lock()
+		store, meta = c.store, c.meta
+		c.mu.Unlock()
+	}
+	return store, meta, nil
+}
+
+func (c *blockCache) key(k cid.Cid) string { return agentproto.BlockKey(c.origin, k) }
+
+// Get implements serve.Cache.
+func (c *blockCache) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
+	ks := k.KeyString()
+	c.mu.Lock()
+	c.tick++
+	if m, ok := c.mem[ks]; ok {
+		m.used = c.tick
+		if e, ok := c.index[ks]; ok {
+			e.used = c.tick
+		}
+		c.mu.Unlock()
+		return m.data, nil
+	}
+	if d, ok := c.pending[ks]; ok {
+		c.mu.Unlock()
+		return d, nil
+	}
+	if e, ok := c.index[ks]; ok {
+		e.used = c.tick
+		c.dirty = true
+	}
+	c.mu.Unlock()
+	store, _, err := c.handles(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", node.ErrNotFound, err)
+	}
+	resp, err := jsx.Await(ctx, store.Call("match", c.key(k)))
+	if err != nil {
+		return nil, fmt.Errorf("reading cache: %w: %w", node.ErrNotFound, err)
+	}
+	if resp.IsUndefined() {
+		return nil, fmt.Errorf("%s: %w", k, node.ErrNotFound)
+	}
+	ab, err := jsx.Await(ctx, resp.Call("arrayBuffer"))
+	if err != nil {
+		return nil, fmt.Errorf("reading cache: %w: %w", node.ErrNotFound, err)
+	}
+	d, err := jsx.Bytes(ab)
+	if err != nil {
+		return nil, fmt.Errorf("reading cache: %w: %w", node.ErrNotFound, err)
+	}
+	c.mu.Lock()
+	c.addMemLocked(ks, d)
+	if _, ok := c.index[ks]; !ok { // an entry the index lost: adopt it
+		c.index[ks] = &entry{size: int64(len(d)), used: c.tick}
+		c.total += int64(len(d))
+		c.dirty = true
+	}
+	c.mu.Unlock()
+	return d, nil
+}
+
+// Put implements serve.Cache: the block is readable at once, and written
+// to Cache Storage by the writer goroutine.
+func (c *blockCache) Put(b node.Block) {
+	ks := b.Cid.KeyString()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tick++
+	c.addMemLocked(ks, b.Data)
+	if _, ok := c.index[ks]; ok {
+		return
+	}
+	if _, ok := c.pending[ks]; ok {
+		return
+	}
+	if int64(len(b.Data)) > c.limit || c.pendSz+int64(len(b.Data)) > pendingLimit {
+		return // writer behind: drop
+	}
+	select {
+	case c.queue <- queued{b: b, at: time.Now()}:
+		c.pending[ks] = b.Data
+		c.pendSz += int64(len(b.Data))
+	default: // writer behind: drop
+	}
+}
+
+// begin marks a response in progress; the returned func marks its end.
+// Cache Storage writes wait while responses are in progress (at most
+// writeHoldMax).
+func (c *blockCache) begin() (end func()) {
+	c.active.Add(1)
+	return sync.OnceFunc(func() {
+		if c.active.Add(-1) == 0 {
+			select {
+			case c.idle <- struct{}{}:
+			default:
+			}
+		}
+	})
+}
+
+// waitIdle waits until no response is in progress, or until hold has passed
+// since at.
+func (c *blockCache) waitIdle(at time.Time) {
+	for c.active.Load() > 0 {
+		left := writeHoldMax - time.Since(at)
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-c.idle:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Delete implements serve.Cache.
+func (c *blockCache) Delete(k cid.Cid) {
+	ks := k.KeyString()
+	c.mu.Lock()
+	if m, ok := c.mem[ks]; ok {
+		c.memSize -= int64(len(m.data))
+		delete(c.mem, ks)
+	}
+	if d, ok := c.pending[ks]; ok {
+		c.pendSz -= int64(len(d))
+		delete(c.pending, ks)
+	}
+	if e, ok := c.index[ks]; ok {
+		c.total -= e.size
+		delete(c.index, ks)
+		c.dirty = true
+	}
+	store := c.store
+	c.mu.Unlock()
+	if !store.IsUndefined() {
+		_, _ = jsx.Try(func() js.Value { return store.Call("delete", c.key(k)) })
+	}
+}
+
+func (c *blockCache) addMemLocked(ks string, d []byte) {
+	if m, ok := c.mem[ks]; ok {
+		m.used = c.tick
+		return
+	}
+	if len(d) > memLimit/4 {
+		return
+	}
+	c.mem[ks] = &memEntry{data: d, used: c.tick}
+	c.memSize += int64(len(d))
+	if c.memSize <= memLimit {
+		return
+	}
+	// Evict the least recently used half, by size.
+	keys := make([]string, 0, len(c.mem))
+	for k := range c.mem {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return c.mem[keys[i]].used < c.mem[keys[j]].used })
+	for _, k := range keys {
+		if c.memSize <= memLimit/2 {
+			break
+		}
+		c.memSize -= int64(len(c.mem[k].data))
+		delete(c.mem, k)
+	}
+}
+
+// writeLoop writes queued blocks to Cache Storage, evicts beyond the limit
+// and saves the index saveDelay after the last change. It runs for the
+// worker's lifetime.
+func (c *blockCache) writeLoop(ctx context.Context) {
+	save := time.NewTimer(saveDelay)
+	defer save.Stop()
+	for {
+		select {
+		case q := <-c.queue:
+			c.waitIdle(q.at)
+			c.write(ctx, q.b)
+			if !save.Stop() {
+				select {
+				case <-save.C:
+				default:
+				}
+			}
+			save.Reset(saveDelay)
+		case <-save.C:
+			c.mu.Lock()
+			dirty := c.dirty
+			c.dirty = false
+			c.mu.Unlock()
+			if dirty {
+				if err := c.saveIndex(ctx); err != nil {
+					c.onError("cache-index", err.Error())
+				}
+			}
+			save.Reset(saveDelay)
+		}
+	}
+}
+
+func (c *blockCache) write(ctx context.Context, b node.Block) {
+	ks := b.Cid.KeyString()
+	defer func() {
+		c.mu.Lock()
+		if d, ok := c.pending[ks]; ok {
+			c.pendSz -= int64(len(d))
+			delete(c.pending, ks)
+		}
+		c.mu.Unlock()
+	}()
+	store, _, err := c.handles(ctx)
+	if err != nil {
+		return
+	}
+	c.evict(ctx, int64(len(b.Data)))
+	resp := jsx.Global().Get("Response").New(jsx.Uint8Array(b.Data))
+	p, err := jsx.Try(func() js.Value { return store.Call("put", c.key(b.Cid), resp) })
+	if err == nil {
+		_, err = jsx.Await(ctx, p)
+	}
+	if err != nil {
+		if jsx.ErrorName(err) == "QuotaExceededError" {
+			// The browser gives less than configured: shrink to what fits.
+			c.mu.Lock()
+			c.limit = max(c.total*3/4, 1<<20)
+			c.mu.Unlock()
+			c.onError("cache-quota", err.Error())
+			c.evict(ctx, 0)
+		}
+		return
+	}
+	c.mu.Lock()
+	c.tick++
+	if _, ok := c.index[ks]; !ok {
+		c.index[ks] = &entry{size: int64(len(b.Data)), used: c.tick}
+		c.total += int64(len(b.Data))
+	}
+	c.dirty = true
+	c.mu.Unlock()
+}
+
+// evict deletes least recently used blocks until room more bytes fit.
+func (c *blockCache) evict(ctx context.Context, room int64) {
+	c.mu.Lock()
+	if c.total+room <= c.limit {
+		c.mu.Unlock()
+		return
+	}
+	keys := make([]string, 0, len(c.index))
+	for k := range c.index {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return c.index[keys[i]].used < c.index[keys[j]].used })
+	target := c.limit * 9 / 10 // leave headroom, so eviction is not per put
+	var victims []string
+	for _, k := range keys {
+		if c.total+room <= target {
+			break
+		}
+		c.total -= c.index[k].size
+		delete(c.index, k)
+		if m, ok := c.mem[k]; ok {
+			c.memSize -= int64(len(m.data))
+			delete(c.mem, k)
+		}
+		victims = append(victims, k)
+	}
+	c.dirty = true
+	store := c.store
+	c.mu.Unlock()
+	for _, k := range victims {
+		id, err := cid.Cast([]byte(k))
+		if err != nil {
+			continue
+		}
+		p, err := jsx.Try(func() js.Value { return store.Call("delete", c.key(id)) })
+		if err == nil {
+			_, _ = jsx.Await(ctx, p)
+		}
+	}
+}
+
+// Index wire form (metaIndex): repeated {uvarint len, CID bytes, uvarint
+// size, uvarint used}.
+
+func (c *blockCache) saveIndex(ctx context.Context) error {
+	c.mu.Lock()
+	var b []byte
+	for k, e := range c.index {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(e.size))
+		b = binary.AppendUvarint(b, e.used)
+	}
+	c.mu.Unlock()
+	return c.putMeta(ctx, metaIndex, b)
+}
+
+// loadIndex reads the saved index, then reconciles it with Cache Storage:
+// entries the index does not know (written just before a stop) are
+// deleted, and index entries with no block are dropped.
+func (c *blockCache) loadIndex(ctx context.Context) error {
+	saved := make(map[string]*entry)
+	var maxUsed uint64
+	if b, err := c.getMeta(ctx, metaIndex); err == nil {
+		for len(b) > 0 {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || uint64(len(b)-k) < n {
+				break
+			}
+			key := string(b[k : k+int(n)])
+			b = b[k+int(n):]
+			size, k1 := binary.Uvarint(b)
+			if k1 <= 0 {
+				break
+			}
+			used, k2 := binary.Uvarint(b[k1:])
+			if k2 <= 0 {
+				break
+			}
+			b = b[k1+k2:]
+			saved[key] = &entry{size: int64(size), used: used}
+			maxUsed = max(maxUsed, used)
+		}
+	}
+	store, _, err := c.handles(ctx)
+	if err != nil {
+		return err
+	}
+	reqs, err := jsx.Await(ctx, store.Call("keys"))
+	if err != nil {
+		return fmt.Errorf("listing cache: %w", err)
+	}
+	present := make(map[string]bool, reqs.Length())
+	prefix := c.origin + blockKeyPrefix
+	type candidate struct {
+		key string // CID key, "" for an unparsable entry
+		req js.Value
+	}
+	var orphans []candidate
+	for i := 0; i < reqs.Length(); i++ {
+		u := reqs.Index(i).Get("url").String()
+		if len(u) <= len(prefix) || u[:len(prefix)] != prefix {
+			continue
+		}
+		id, err := cid.Decode(u[len(prefix):])
+		if err != nil {
+			orphans = append(orphans, candidate{req: reqs.Index(i)})
+			continue
+		}
+		if _, ok := saved[id.KeyString()]; !ok {
+			orphans = append(orphans, candidate{key: id.KeyString(), req: reqs.Index(i)})
+			continue
+		}
+		present[id.KeyString()] = true
+	}
+	c.mu.Lock()
+	for k, e := range saved {
+		if !present[k] {
+			continue
+		}
+		if _, ok := c.index[k]; ok { // used since start: keep the newer
+			continue
+		}
+		c.index[k] = e
+		c.total += e.size
+	}
+	c.tick = max(c.tick, maxUsed) + 1
+	var victims []js.Value
+	for _, o := range orphans {
+		_, indexed := c.index[o.key]
+		_, queued := c.pending[o.key]
+		if o.key == "" || !indexed && !queued { // not written since start
+			victims = append(victims, o.req)
+		}
+	}
+	c.mu.Unlock()
+	for _, r := range victims {
+		p, err := jsx.Try(func() js.Value { return store.Call("delete", r) })
+		if err == nil {
+			_, _ = jsx.Await(ctx, p)
+		}
+	}
+	c.evict(ctx, 0)
+	return nil
+}
+
+// putMeta stores a small value in the meta cache.
+func (c *blockCache) putMeta(ctx context.Context, key string, b []byte) error {
+	_, meta, err := c.handles(ctx)
+	if err != nil {
+		return err
+	}
+	resp := jsx.Global().Get("Response").New(jsx.Uint8Array(b))
+	p, err := jsx.Try(func() js.Value { return meta.Call("put", c.origin+key, resp) })
+	if err == nil {
+		_, err = jsx.Await(ctx, p)
+	}
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", key, err)
+	}
+	return nil
+}
+
+// getMeta reads a value from the meta cache; node.ErrNotFound when absent.
+func (c *blockCache) getMeta(ctx context.Context, key string) ([]byte, error) {
+	_, meta, err := c.handles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := jsx.Await(ctx, meta.Call("match", c.origin+key))
+	if err != nil {
+		return nil, err
+	}
+	if resp.IsUndefined() {
+		return nil, node.ErrNotFound
+	}
+	ab, err := jsx.Await(ctx, resp.Call("arrayBuffer"))
+	if err != nil {
+		return nil, err
+	}
+	return jsx.Bytes(ab)
+}

@@ -1,0 +1,154 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/wasm/internal/jsx"
+)
+
+// recordTimeout bounds a root record fetch; after it the worker serves the
+// latest record it holds.
+const recordTimeout = 5 * time.Second
+
+// records keeps the site's latest verified root record: the highest
+// sequence ever accepted, persisted in Cache Storage so that it survives
+// restarts and a rolled-back origin (or an attacker replaying an old
+// record) cannot take the worker back to an older root.
+type records struct {
+	site    node.SiteID
+	url     string // the origin's /.well-known/hearth/{site}/record
+	cache   *blockCache
+	onError func(reason, detail string)
+
+	mu        sync.Mutex // serialises refreshes
+	latest    *node.RootRecord
+	loaded    bool
+	refreshed time.Time // when the last refresh ended
+
+	persistMu sync.Mutex
+	persisted uint64 // sequence of the record last written
+}
+
+// recent returns the latest record, refreshing it unless a refresh
+// finished less than maxAge ago (concurrent callers share one refresh).
+func (r *records) recent(ctx context.Context, maxAge time.Duration) *node.RootRecord {
+	r.mu.Lock()
+	if r.loaded && !r.refreshed.IsZero() && time.Since(r.refreshed) < maxAge {
+		rec := r.latest
+		r.mu.Unlock()
+		return rec
+	}
+	r.mu.Unlock()
+	return r.refresh(ctx)
+}
+
+// refresh fetches the origin's record (revalidating any HTTP cache),
+// verifies it and returns the latest record: the fetched one when it is
+// newer, else the one held. A record that fails verification, is for
+// another site or goes back in sequence is refused and reported; so is an
+// unreachable origin, and the held record is used. nil when there is none.
+func (r *records) refresh(ctx context.Context) *node.RootRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loadLocked(ctx)
+	defer func() { r.refreshed = time.Now() }()
+	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	b, err := fetchBytes(ctx, r.url, "no-cache", node.MaxRecordSize)
+	if err != nil {
+		r.onError("record-unavailable", err.Error())
+		return r.latest
+	}
+	r.acceptLocked(ctx, b)
+	return r.latest
+}
+
+// offer considers a record from elsewhere (a page agent's relay).
+func (r *records) offer(ctx context.Context, b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loadLocked(ctx)
+	r.acceptLocked(ctx, b)
+}
+
+func (r *records) acceptLocked(ctx context.Context, b []byte) {
+	rec, err := node.ParseRootRecordFor(r.site, b)
+	if err != nil {
+		r.onError("record-invalid", err.Error())
+		return
+	}
+	if err := node.CheckNewer(r.latest, rec); err != nil {
+		if rec.Seq == r.latest.Seq && rec.Root.Equals(r.latest.Root) {
+			return // the same record: the usual case
+		}
+		r.onError("record-refused", err.Error())
+		return
+	}
+	r.latest = rec
+	// Persist off the request's path: a Cache Storage write can take a
+	// hundred milliseconds. Writes are ordered by persistMu and skip a
+	// record older than the last one written.
+	go func() { // owned by persistMu; ends when the write is done
+		r.persistMu.Lock()
+		defer r.persistMu.Unlock()
+		if rec.Seq <= r.persisted {
+			return
+		}
+		if err := r.cache.putMeta(context.Background(), metaRecord, rec.Bytes()); err != nil {
+			r.onError("record-not-persisted", err.Error())
+			return
+		}
+		r.persisted = rec.Seq
+	}()
+}
+
+// loadLocked reads the persisted record once.
+func (r *records) loadLocked(ctx context.Context) {
+	if r.loaded {
+		return
+	}
+	r.loaded = true
+	b, err := r.cache.getMeta(ctx, metaRecord)
+	if err != nil {
+		return
+	}
+	if rec, err := node.ParseRootRecordFor(r.site, b); err == nil {
+		r.latest = rec
+	}
+}
+
+// fetchBytes GETs url with the given cache mode and returns the body, at
+// most limit bytes. Errors: network failures, a status other than 200, a
+// larger body.
+func fetchBytes(ctx context.Context, url, cacheMode string, limit int) ([]byte, error) {
+	ac := jsx.Global().Get("AbortController").New()
+	stop := context.AfterFunc(ctx, func() { ac.Call("abort") })
+	defer stop()
+	opts := jsx.Object(map[string]any{"cache": cacheMode, "signal": ac.Get("signal"), "credentials": "same-origin"})
+	p, err := jsx.Try(func() js.Value { return jsx.Global().Call("fetch", url, opts) })
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", url, err)
+	}
+	resp, err := jsx.Await(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", url, err)
+	}
+	if st := resp.Get("status").Int(); st != 200 {
+		return nil, fmt.Errorf("fetching %s: status %d", url, st)
+	}
+	ab, err := jsx.Await(ctx, resp.Call("arrayBuffer"))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", url, err)
+	}
+	if n := ab.Get("byteLength").Int(); n > limit {
+		return nil, fmt.Errorf("%s: %d bytes: %w", url, n, node.ErrTooLarge)
+	}
+	return jsx.Bytes(ab)
+}

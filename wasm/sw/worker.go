@@ -1,0 +1,310 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"syscall/js"
+	"time"
+
+	"github.com/hearthcdn/hearth/js/jsconfig"
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/wasm/internal/jsx"
+	"github.com/hearthcdn/hearth/wasm/internal/serve"
+)
+
+// Paths the worker never answers: its own assets, the record endpoints and
+// the gateway it fetches from.
+var ownPrefixes = []string{"/.hearth/", "/.well-known/hearth/", "/ipfs/"}
+
+// maxClientRoots bounds how many pages' roots the worker remembers.
+const maxClientRoots = 256
+
+// recentRecord is how old a fetched root record may be to serve a page the
+// worker did not see navigate.
+const recentRecord = 2 * time.Second
+
+// worker holds the service worker's state.
+//
+// Roots: a navigation fetches the site's root record (records.refresh) and
+// the new page (its resultingClientId) is served from that root for all its
+// subresources, so a page never mixes two versions of the site. A page the
+// worker does not know (it was restarted, or the page loaded before it was
+// installed, or while it booted) is served from the origin's latest root,
+// fetched then, since its HTML came from the origin.
+//
+// Sources, in order: the block cache, a page agent with peers (asked over a
+// MessagePort, with a deadline), the origin's Trustless Gateway; then the
+// network, untouched.
+type worker struct {
+	cfg    *jsconfig.Config
+	site   node.SiteID
+	origin string // self.location.origin
+	cache  *blockCache
+	recs   *records
+	agents *agents
+	gw     *gatewaySource
+	srv    *serve.Server
+
+	mu          sync.Mutex
+	clientRoots map[string]*node.RootRecord
+	clientOrder []string
+}
+
+func newWorker(cfg *jsconfig.Config) *worker {
+	origin := jsx.Global().Get("location").Get("origin").String()
+	w := &worker{
+		cfg:         cfg,
+		site:        cfg.SiteID(),
+		origin:      origin,
+		clientRoots: make(map[string]*node.RootRecord),
+	}
+	w.cache = newBlockCache(origin, int64(cfg.CacheMiB)<<20, w.notifyError)
+	w.recs = &records{site: w.site, url: origin + "/.well-known/hearth/" + cfg.Site + "/record", cache: w.cache, onError: w.notifyError}
+	w.agents = newAgents(time.Duration(cfg.AgentTimeoutMS)*time.Millisecond, w.acceptRecord)
+	w.gw = &gatewaySource{base: origin}
+	w.srv = &serve.Server{Cache: w.cache}
+	return w
+}
+
+// start begins background work: loading the cache index.
+func (w *worker) start() { w.cache.start() }
+
+// ours reports whether the worker answers a request at all: GET or HEAD,
+// same origin, inside a configured prefix, not one of its own paths, and
+// not asking to bypass caches.
+func (w *worker) ours(method, origin, path, cacheMode string) bool {
+	if method != "GET" && method != "HEAD" {
+		return false
+	}
+	if origin != w.origin || cacheMode == "no-store" || cacheMode == "only-if-cached" {
+		return false
+	}
+	for _, p := range ownPrefixes {
+		if strings.HasPrefix(path, p) {
+			return false
+		}
+	}
+	for _, p := range w.cfg.Prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// jsFetch is goHandleFetch.
+func (w *worker) jsFetch(_ js.Value, args []js.Value) any {
+	if len(args) < 1 {
+		return js.Null()
+	}
+	req := args[0]
+	var clientID, resultingID string
+	if len(args) > 1 {
+		clientID = jsx.String(args[1])
+	}
+	if len(args) > 2 {
+		resultingID = jsx.String(args[2])
+	}
+	return jsx.NewPromise(func() (any, error) {
+		v, err := w.fetch(req, clientID, resultingID)
+		if err != nil {
+			return js.Null(), nil // the network answers instead
+		}
+		return v, nil
+	})
+}
+
+// jsHeaders adapts a JS Headers object to serve.Header.
+type jsHeaders struct{ h js.Value }
+
+func (h jsHeaders) Get(name string) string { return jsx.String(h.h.Call("get", name)) }
+
+func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, error) {
+	u := jsx.Global().Get("URL").New(req.Get("url"))
+	method := req.Get("method").String()
+	path := u.Get("pathname").String()
+	if !w.ours(method, u.Get("origin").String(), path, jsx.String(req.Get("cache"))) {
+		return js.Null(), serve.ErrPassThrough
+	}
+	navigate := jsx.String(req.Get("mode")) == "navigate"
+	target := clientID
+	href := u.Get("href").String()
+	st := &serve.Stats{}
+	var rec *node.RootRecord
+	if navigate {
+		target = resultingID
+		t0 := time.Now()
+		rec = w.recs.refresh(context.Background())
+		st.RecordTime = time.Since(t0)
+		if rec != nil && resultingID != "" {
+			w.setClientRoot(resultingID, rec)
+		}
+	} else {
+		rec = w.clientRoot(clientID)
+		if rec == nil {
+			// A page the worker did not see navigate (it loaded before
+			// the worker was installed, or while it booted): its HTML
+			// came from the origin, so serve it from the origin's latest
+			// root, fetched again unless just fetched.
+			rec = w.recs.recent(context.Background(), recentRecord)
+			if rec != nil && clientID != "" {
+				w.setClientRoot(clientID, rec)
+			}
+		}
+	}
+	if rec == nil {
+		w.report(target, href, st, true, nil)
+		return js.Null(), serve.ErrPassThrough
+	}
+	sources := []serve.Source{w.gw}
+	if a := w.agents.pick(); a != nil {
+		sources = []serve.Source{a, w.gw}
+	}
+	end := w.cache.begin()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := w.srv.Serve(ctx, serve.Request{
+		Method:  method,
+		Root:    rec.Root,
+		Path:    u.Get("pathname").String(),
+		Query:   strings.TrimPrefix(u.Get("search").String(), "?"),
+		Header:  jsHeaders{req.Get("headers")},
+		Sources: sources,
+		Stats:   st,
+	})
+	if err != nil {
+		cancel()
+		end()
+		w.report(target, href, st, true, nil)
+		return js.Null(), err
+	}
+	headers := jsx.Global().Get("Headers").New()
+	for _, kv := range resp.Header {
+		if kv[0] == "Location" {
+			kv[1] = jsx.Global().Get("URL").New(kv[1], u).Get("href").String()
+		}
+		headers.Call("append", kv[0], kv[1])
+	}
+	init := jsx.Object(map[string]any{"status": resp.Status, "headers": headers})
+	if !resp.HasBody() || method == "HEAD" {
+		resp.Close()
+		cancel()
+		end()
+		w.report(target, href, resp.Stats, false, nil)
+		return jsx.Global().Get("Response").New(js.Null(), init), nil
+	}
+	body := jsx.NewReadableStream(cancel, func(wr io.Writer) error {
+		return resp.WriteBody(ctx, wr)
+	}, func(err error) {
+		cancel()
+		end()
+		w.report(target, href, resp.Stats, false, err)
+	})
+	return jsx.Global().Get("Response").New(body, init), nil
+}
+
+func (w *worker) setClientRoot(id string, rec *node.RootRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.clientRoots[id]; !ok {
+		w.clientOrder = append(w.clientOrder, id)
+	}
+	w.clientRoots[id] = rec
+	for len(w.clientOrder) > maxClientRoots {
+		delete(w.clientRoots, w.clientOrder[0])
+		w.clientOrder = w.clientOrder[1:]
+	}
+}
+
+func (w *worker) clientRoot(id string) *node.RootRecord {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.clientRoots[id]
+}
+
+// acceptRecord takes a root record a page agent received from the relay.
+func (w *worker) acceptRecord(b []byte) { w.recs.offer(context.Background(), b) }
+
+// report posts a response's stats to the page that made the request:
+//
+//	{type: "hearth:stats", url, cache, peer, origin, peerFailures,
+//	 originFailures, sourceError, passthrough, error, recordMs, headersMs,
+//	 firstByteMs, doneMs}
+//
+// bytes by source (see serve.Stats); the last source failure's text;
+// passthrough when the network answered;
+// error when the body was cut short; the root record fetch's time (for a
+// navigation), and when the headers, the first verified body byte and the
+// body's end were ready, in ms after the worker started serving (0: not
+// reached).
+func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool, bodyErr error) {
+	if clientID == "" {
+		return
+	}
+	m := map[string]any{"type": "hearth:stats", "url": url, "passthrough": passthrough}
+	if st != nil {
+		s := st.Snapshot()
+		m["cache"], m["peer"], m["origin"] = float64(s.Cache), float64(s.Peer), float64(s.Origin)
+		m["peerFailures"], m["originFailures"] = s.PeerFailures, s.OriginFailed
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		if s.LastError != "" {
+			m["sourceError"] = s.LastError
+		}
+		m["recordMs"], m["headersMs"], m["firstByteMs"], m["doneMs"] = ms(st.RecordTime), ms(s.Headers), ms(s.FirstByte), ms(s.Done)
+	}
+	if bodyErr != nil && !errors.Is(bodyErr, context.Canceled) {
+		m["error"] = bodyErr.Error()
+	}
+	msg := jsx.Object(m)
+	go func() { // owned by the message: ends when the post is done
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := jsx.Await(ctx, jsx.Global().Get("clients").Call("get", clientID))
+		if err != nil || c.IsUndefined() || c.IsNull() {
+			return
+		}
+		_, _ = jsx.Try(func() js.Value { return c.Call("postMessage", msg) })
+	}()
+}
+
+// notifyError posts {type: "hearth:error", reason, detail} to every
+// controlled page: a refused root record, a full cache.
+func (w *worker) notifyError(reason, detail string) {
+	msg := jsx.Object(map[string]any{"type": "hearth:error", "reason": reason, "detail": detail})
+	go func() { // owned by the message: ends when the posts are done
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		opts := jsx.Object(map[string]any{"includeUncontrolled": true})
+		list, err := jsx.Await(ctx, jsx.Global().Get("clients").Call("matchAll", opts))
+		if err != nil {
+			return
+		}
+		for i := 0; i < list.Length(); i++ {
+			c := list.Index(i)
+			_, _ = jsx.Try(func() js.Value { return c.Call("postMessage", msg) })
+		}
+	}()
+}
+
+// jsMessage is goHandleMessage(data, ports, sourceClientId).
+func (w *worker) jsMessage(_ js.Value, args []js.Value) any {
+	if len(args) < 2 {
+		return nil
+	}
+	data, ports := args[0], args[1]
+	src := ""
+	if len(args) > 2 {
+		src = jsx.String(args[2])
+	}
+	if data.Type() != js.TypeObject || jsx.String(data.Get("type")) != "hearth:agent" {
+		return nil
+	}
+	if ports.Type() == js.TypeObject && ports.Length() > 0 {
+		w.agents.add(ports.Index(0), src)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"syscall/js"
+	"testing"
+	"time"
+
+	"github.com/hearthcdn/hearth/js/jsconfig"
+	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/wasm/internal/agentproto"
+	"github.com/hearthcdn/hearth/wasm/internal/jsx"
+)
+
+var testSite = node.SiteID{1, 2, 3}.String()
+
+func TestConfigFrom(t *testing.T) {
+	obj := jsx.Global().Get("JSON").Call("parse", `{"site":"`+testSite+`","prefixes":["/a/","/b/"],"cacheMiB":10,"agentTimeoutMs":300}`)
+	c, err := configFrom(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Scope != "/" || len(c.Prefixes) != 2 || c.CacheMiB != 10 || c.AgentTimeoutMS != 300 {
+		t.Fatalf("%+v", c)
+	}
+	if _, err := configFrom(js.Undefined()); err == nil {
+		t.Fatal("no config accepted")
+	}
+}
+
+func TestOurs(t *testing.T) {
+	w := &worker{cfg: &jsconfig.Config{Prefixes: []string{"/site/"}}, origin: "http://127.0.0.1:1"}
+	for _, tc := range []struct {
+		method, origin, path, cache string
+		want                        bool
+	}{
+		{"GET", w.origin, "/site/a.css", "default", true},
+		{"HEAD", w.origin, "/site/", "no-cache", true},
+		{"POST", w.origin, "/site/a.css", "default", false},
+		{"GET", "http://other", "/site/a.css", "default", false},
+		{"GET", w.origin, "/site/a.css", "no-store", false},
+		{"GET", w.origin, "/other/a.css", "default", false},
+		{"GET", w.origin, "/.hearth/sw.js", "default", false},
+	} {
+		w.cfg.Prefixes = []string{"/site/", "/"}
+		if tc.path == "/other/a.css" {
+			w.cfg.Prefixes = []string{"/site/"}
+		}
+		if got := w.ours(tc.method, tc.origin, tc.path, tc.cache); got != tc.want {
+			t.Errorf("%+v: %v", tc, got)
+		}
+	}
+}
+
+// fakeAgent answers requests on its end of a MessageChannel with the
+// blocks of store, or not at all when silent.
+func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, credits chan int) {
+	ch := jsx.Global().Get("MessageChannel").New()
+	credits = make(chan int, 16)
+	var fn js.Func
+	fn = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		m := args[0].Get("data")
+		switch jsx.String(m.Get("t")) {
+		case agentproto.TypeCredit:
+			credits <- m.Get("n").Int()
+		case agentproto.TypeRequest:
+			if silent {
+				return nil
+			}
+			id, req, _, err := agentproto.DecodeRequest(m)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			p := ch.Get("port2")
+			go func() {
+				var blocks []node.Block
+				_, err := node.Traverse(context.Background(), store, req, func(b node.Block) error {
+					blocks = append(blocks, b)
+					return nil
+				})
+				for _, b := range blocks {
+					msg, tr := agentproto.EncodeBlocks(id, []node.Block{b})
+					p.Call("postMessage", msg, tr)
+				}
+				end := map[string]any{"id": float64(id)}
+				if err != nil {
+					end["err"] = err.Error()
+				}
+				p.Call("postMessage", agentproto.Simple(agentproto.TypeEnd, end))
+			}()
+		}
+		return nil
+	})
+	ch.Get("port2").Set("onmessage", fn)
+	t.Cleanup(func() {
+		ch.Get("port2").Call("close")
+		fn.Release()
+	})
+	return ch.Get("port1"), credits
+}
+
+func TestAgentSource(t *testing.T) {
+	store := node.NewMemStore()
+	data := make([]byte, 3<<20) // enough block bytes for a credit grant
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var leaves []node.Block
+	for off := 0; off < len(data); off += node.ChunkSize {
+		d := data[off:min(off+node.ChunkSize, len(data))]
+		c := node.Sum(node.CodecRaw, d)
+		leaves = append(leaves, node.Block{Cid: c, Data: d})
+		_ = store.Put(context.Background(), c, d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	a := newAgents(10*time.Second, func([]byte) {})
+	port, credits := fakeAgent(t, store, false)
+	a.add(port, "client1")
+	if a.pick() != nil {
+		t.Fatal("an agent without peers was picked")
+	}
+	a.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 2}))
+	p := a.pick()
+	if p == nil {
+		t.Fatal("no agent picked")
+	}
+	got := 0
+	for _, leaf := range leaves {
+		st, err := p.Open(ctx, node.Request{Root: leaf.Cid, Scope: node.ScopeBlock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.Next()
+		if err != nil || !b.Cid.Equals(leaf.Cid) {
+			t.Fatalf("block: %v %v", b.Cid, err)
+		}
+		if _, err := st.Next(); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the block: %v", err)
+		}
+		got += len(b.Data)
+		st.Close()
+	}
+	if got != len(data) {
+		t.Fatalf("got %d bytes", got)
+	}
+
+	// A silent agent misses the deadline and is not asked again until it
+	// speaks.
+	a.timeout = 200 * time.Millisecond
+	silentPort, _ := fakeAgent(t, store, true)
+	a.add(silentPort, "client2")
+	a.list[len(a.list)-1].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1}))
+	p = a.pick()
+	st, err := p.Open(ctx, node.Request{Root: leaves[0].Cid, Scope: node.ScopeBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Next(); !errors.Is(err, errAgentTimeout) {
+		t.Fatalf("silent agent: %v", err)
+	}
+	if q := a.pick(); q == p {
+		t.Fatal("the silent agent is still picked")
+	}
+	p.handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1}))
+	if q := a.pick(); q != p {
+		t.Fatal("the agent is not picked again after it spoke")
+	}
+	_ = credits
+}
+
+func TestRequestRoundTrip(t *testing.T) {
+	c := node.Sum(node.CodecRaw, []byte("x"))
+	for _, req := range []node.Request{
+		{Root: c, Path: []string{"a", "b c"}, Scope: node.ScopeEntity, Bytes: &node.ByteRange{From: 5, To: 99}},
+		{Root: c, Scope: node.ScopeAll},
+		{Root: c, Scope: node.ScopeEntity, Bytes: &node.ByteRange{From: -10, ToEnd: true}},
+	} {
+		id, got, credit, err := agentproto.DecodeRequest(agentproto.EncodeRequest(7, req, 1234))
+		if err != nil || id != 7 || credit != 1234 || !got.Root.Equals(req.Root) || got.Scope != req.Scope ||
+			len(got.Path) != len(req.Path) || (req.Bytes == nil) != (got.Bytes == nil) || req.Bytes != nil && *req.Bytes != *got.Bytes {
+			t.Fatalf("round trip of %+v: %+v %v", req, got, err)
+		}
+	}
+}
