@@ -16,7 +16,7 @@ vet:
 
 # Everything: native tests (including the multi-process, FUSE and headless
 # Chromium suites), then the wasm tests under Node.
-test: vet
+test: vet wasm
 	$(GO) test -count=1 -timeout 25m ./...
 	$(MAKE) test-wasm
 

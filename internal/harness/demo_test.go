@@ -81,7 +81,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	if c, _ := get(originURL + "/.hearth/hearth.js"); c != 200 {
-		t.Fatalf("browser client: %d", c)
+		t.Fatalf("browser client: %d (the binary embeds js/dist: run make wasm first)", c)
 	}
 	// Ctrl-C stops everything cleanly.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -13,6 +13,7 @@
 //                   used by source, summed, and the last response's report.
 //   "hearth:error"  detail: {reason, detail}: a refused root record, a full
 //                   cache, an agent that failed to start.
+// An element with id "hearth-stats", if the page has one, shows the totals.
 // API: window.hearth = {config, stats(), reports(), seed(on), agent: Promise}:
 // reports() returns the last 256 per-response reports of the worker.
 //
@@ -41,6 +42,16 @@
     agent: agentReady,
   };
 
+  // showStats fills an element with id "hearth-stats", if the page has
+  // one, with where this page's bytes came from.
+  const fmt = (n) => (n < 1024 ? n + ' B' : n < 1 << 20 ? (n / 1024).toFixed(1) + ' KiB' : (n / (1 << 20)).toFixed(2) + ' MiB');
+  const showStats = () => {
+    const el = document.getElementById('hearth-stats');
+    if (!el) return;
+    el.textContent = 'from peers ' + fmt(totals.peer) + ' · from cache ' + fmt(totals.cache) +
+      ' · from origin ' + fmt(totals.origin) + ' · ' + totals.responses + ' responses, every block verified';
+  };
+
   if (!('serviceWorker' in navigator)) return;
 
   navigator.serviceWorker.addEventListener('message', (event) => {
@@ -57,6 +68,7 @@
       reports.push(m);
       if (reports.length > 256) reports.shift();
       emit('hearth:stats', Object.assign({ last: m }, totals));
+      showStats();
     } else if (m.type === 'hearth:error') {
       emit('hearth:error', { reason: m.reason, detail: m.detail });
     }
