@@ -16,18 +16,21 @@ import (
 
 	"github.com/hearthcdn/hearth/fuse"
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/exchange"
+	"github.com/hearthcdn/hearth/node/exchange/relaysig"
 	"github.com/hearthcdn/hearth/node/gateway"
+	relayclient "github.com/hearthcdn/hearth/relay/client"
 )
 
 func newMountCmd() *cobra.Command {
-	var storeDir, origins, keyFile string
+	var storeDir, origins, keyFile, relayURL string
 	var quiet, readTimeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "mount SITE MOUNTPOINT [--store DIR] [--origin URL[,URL...]] [--key FILE]",
+		Use:   "mount SITE MOUNTPOINT [--store DIR] [--relay URL | --origin URL[,URL...]] [--key FILE]",
 		Short: "Mount a site's latest root with FUSE: read lazily, verified; with --key, write to publish",
 		Long: `Mount shows the site's latest root at MOUNTPOINT. Listings and stat come from the
-DAG; file bytes the store lacks are fetched from --origin (an origin or seeders),
-verified and kept. New roots published elsewhere appear at once.
+DAG; file bytes the store lacks are fetched from peers found through --relay
+(over WebRTC) and/or from --origin (an origin or seeders), verified and kept. New roots published elsewhere appear at once.
 
 With --key (the site key) the mount is writable. After --quiet without changes, or
 on fsync, a new root is built incrementally, signed as the next root record and
@@ -64,13 +67,32 @@ fusermount3 -u MOUNTPOINT.`,
 					return err
 				}
 			}
-			rec, err := latestRecord(cmd.Context(), fetcher, log, site)
-			if err != nil {
-				return err
+			var bf fuse.BlockFetcher = blockFetcher{fetcher}
+			var rec *node.RootRecord
+			if relayURL != "" {
+				sw, err := startSwarmFetch(cmd.Context(), st, site, relayURL, fetcher)
+				if err != nil {
+					return err
+				}
+				defer sw.close()
+				bf = sw
+				if fetcher == nil {
+					if rec, err = relayRecord(cmd.Context(), sw.rc, site, 30*time.Second); err != nil {
+						return err
+					}
+					if err := acceptRemoteRecord(log, rec); err != nil {
+						return err
+					}
+				}
+			}
+			if rec == nil {
+				if rec, err = latestRecord(cmd.Context(), fetcher, log, site); err != nil {
+					return err
+				}
 			}
 			rs := &recordingStore{Blockstore: st}
 			opts := fuse.Options{
-				Getter:      &fuse.FetchingGetter{Store: st, Fetcher: blockFetcher{fetcher}},
+				Getter:      &fuse.FetchingGetter{Store: st, Fetcher: bf},
 				Root:        rec.Root,
 				ReadTimeout: readTimeout,
 				Name:        "hearth:" + site.String(),
@@ -134,6 +156,7 @@ fusermount3 -u MOUNTPOINT.`,
 	addStoreFlag(cmd, &storeDir)
 	cmd.Flags().StringVar(&origins, "origin", "", "origin or seeder base URLs, comma-separated, to fetch from (and publish to the first)")
 	cmd.Flags().StringVar(&keyFile, "key", "", "site key: mount read-write and publish new roots")
+	cmd.Flags().StringVar(&relayURL, "relay", "", "relay WebSocket URL: fetch blocks from peers over WebRTC (with --origin as fallback)")
 	cmd.Flags().DurationVar(&quiet, "quiet", 2*time.Second, "build a new root after this long without changes")
 	cmd.Flags().DurationVar(&readTimeout, "read-timeout", 30*time.Second, "fail a read with EIO after this long without the data")
 	return cmd
@@ -212,6 +235,67 @@ func recentRoots(log *node.RecordLog, site node.SiteID, n int) []cid.Cid {
 		out = append(out, h[i].Root)
 	}
 	return out
+}
+
+// swarmFetch fetches blocks from peers found through a relay, over WebRTC,
+// falling back to the gateway sources when no peer answers.
+type swarmFetch struct {
+	rc   *relayclient.Client
+	tr   *exchange.Transport
+	f    *exchange.Fetcher
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+func startSwarmFetch(ctx context.Context, st node.Blockstore, site node.SiteID, relayURL string, gw *gateway.Fetcher) (*swarmFetch, error) {
+	rc, err := relayclient.New(relayclient.Config{URL: relayURL, Logger: slog.Default()})
+	if err != nil {
+		return nil, fmt.Errorf("--relay: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = rc.WaitReady(wctx)
+	cancel()
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("connecting to the relay: %w", err)
+	}
+	sig := relaysig.New(rc, slog.Default())
+	tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Logger: slog.Default()})
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	var fallback exchange.Fallback
+	if gw != nil {
+		fallback = gw
+	}
+	f, err := exchange.NewFetcher(exchange.FetcherConfig{Site: site.String(), Store: st, Dialer: tr, Finder: sig, Fallback: fallback, Logger: slog.Default()})
+	if err != nil {
+		tr.Close()
+		rc.Close()
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	s := &swarmFetch{rc: rc, tr: tr, f: f, stop: stop}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = sig.Run(runCtx, tr)
+	}()
+	return s, nil
+}
+
+// FetchBlock implements fuse.BlockFetcher.
+func (s *swarmFetch) FetchBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.f.Get(ctx, c)
+}
+
+func (s *swarmFetch) close() {
+	s.f.Close()
+	s.stop()
+	s.wg.Wait()
+	s.tr.Close()
+	s.rc.Close()
 }
 
 // blockFetcher adapts a gateway.Fetcher (possibly nil) to fuse.BlockFetcher.

@@ -127,3 +127,60 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// hearth mount --relay with no origin: blocks come from a seeder over
+// WebRTC through the relay, and the root record from the relay.
+func TestMountFromRelayPeers(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("FUSE unavailable here (/dev/fuse: %v)", err)
+	}
+	key := NewKey(t)
+	src := t.TempDir()
+	big := bytes.Repeat([]byte("fedcba9876543210"), 50000)
+	WriteTree(t, src, map[string][]byte{"index.html": []byte("<h1>home</h1>"), "media/big.bin": big})
+	relay := Start(t, "relay", "", "relay")
+	relayURL := "ws://" + relay.Addr + "/ws"
+	origin := StartOrigin(t, key, src)
+	seeder := StartSeeder(t, "seeder", key.Site, origin.URL(), "--relay", relayURL)
+	Eventually(t, 30*time.Second, func() (bool, string) {
+		code, _, err := seeder.Health()
+		return err == nil && code == 200, "seeder not ready"
+	})
+	origin.Stop() // the mount must not need it
+
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logb syncBuffer
+	cmd := exec.Command(Binary(t), "mount", key.Site.String(), mnt, "--store", filepath.Join(dir, "store"), "--relay", relayURL)
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+		if t.Failed() {
+			t.Logf("--- mount log ---\n%s", logb.String())
+		}
+	})
+	Eventually(t, 30*time.Second, func() (bool, string) {
+		_, err := os.Stat(filepath.Join(mnt, "index.html"))
+		return err == nil, "mount not ready"
+	})
+	got, err := os.ReadFile(filepath.Join(mnt, "media", "big.bin"))
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("read through the mount from relay peers: %v", err)
+	}
+}
