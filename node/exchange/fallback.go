@@ -36,9 +36,9 @@ func (f CARStream) CAR(ctx context.Context, req node.Request, bs node.Blockstore
 	if err != nil {
 		return nil, err
 	}
-	sk := newSink(bs, 4<<20)
+	sk := node.NewBatchWriter(bs, 4<<20)
 	res, err := verifyAnswer(ctx, &dedupSource{src: carSource{r: cr}, seen: make(map[string]struct{})}, req, sk)
-	if ferr := sk.flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
+	if ferr := sk.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 		err = ferr
 	}
 	if err != nil {

@@ -72,7 +72,7 @@ type job struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	stop     func() bool
-	sink     *sink
+	sink     *node.BatchWriter
 	start    time.Time
 	peerData atomic.Bool // some peer sent a block for this job
 
@@ -97,7 +97,7 @@ func (f *Fetcher) newJob(ctx context.Context) *job {
 		f:       f,
 		ctx:     jctx,
 		cancel:  cancel,
-		sink:    newSink(f.cfg.Store, f.cfg.BatchBytes),
+		sink:    node.NewBatchWriter(f.cfg.Store, f.cfg.BatchBytes),
 		start:   time.Now(),
 		running: make(map[*task]struct{}),
 		done:    make(chan struct{}),
@@ -321,7 +321,7 @@ wait:
 	// Verified blocks are kept even if the job failed.
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(j.ctx), 30*time.Second)
 	defer cancel()
-	if ferr := j.sink.flush(flushCtx); ferr != nil && err == nil {
+	if ferr := j.sink.Flush(flushCtx); ferr != nil && err == nil {
 		err = ferr
 	}
 	return err
@@ -362,7 +362,7 @@ type attemptResult struct {
 // peers (retrying elsewhere, hedging when told) and the fallback.
 func (j *job) execute(t *task) (*node.Result, error) {
 	if t.kind != kindBlocks {
-		if ok, _ := j.sink.has(j.ctx, t.req.Root); ok {
+		if ok, _ := j.sink.Has(j.ctx, t.req.Root); ok {
 			if res, err := node.Traverse(j.ctx, j.sink, t.req, func(node.Block) error { return nil }); err == nil {
 				return res, nil // all held already (and verified again)
 			}
@@ -609,7 +609,7 @@ func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) ([]cid.Cid, 
 			t.gotData.Store(true)
 			j.peerData.Store(true)
 			n += int64(len(it.blk.Data))
-			if err := j.sink.put(ctx, it.blk); err != nil {
+			if err := j.sink.Put(ctx, it.blk); err != nil {
 				return err
 			}
 		}

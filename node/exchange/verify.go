@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -30,11 +29,11 @@ type blockSource interface {
 // answering side's traversal did not send it twice.
 type streamGetter struct {
 	src  blockSource
-	sink *sink
+	sink *node.BatchWriter
 	seen map[string]struct{}
 }
 
-func newStreamGetter(src blockSource, sk *sink) *streamGetter {
+func newStreamGetter(src blockSource, sk *node.BatchWriter) *streamGetter {
 	return &streamGetter{src: src, sink: sk, seen: make(map[string]struct{})}
 }
 
@@ -60,9 +59,9 @@ func (g *streamGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 // verifyAnswer runs req's traversal over src, storing every verified block
 // through sk, and then checks that the answer ends there. It returns what
 // the traversal found and the bytes of block data it read.
-func verifyAnswer(ctx context.Context, src blockSource, req node.Request, sk *sink) (*node.Result, error) {
+func verifyAnswer(ctx context.Context, src blockSource, req node.Request, sk *node.BatchWriter) (*node.Result, error) {
 	g := newStreamGetter(src, sk)
-	res, err := node.Traverse(ctx, g, req, func(b node.Block) error { return sk.put(ctx, b) })
+	res, err := node.Traverse(ctx, g, req, func(b node.Block) error { return sk.Put(ctx, b) })
 	if err != nil {
 		return nil, err
 	}
@@ -110,92 +109,4 @@ func (cs carSource) nextBlock(ctx context.Context) (node.Block, error) {
 		return node.Block{}, err
 	}
 	return cs.r.Next()
-}
-
-// sink collects verified blocks and writes them to the store in batches.
-// Blocks not yet written are served from memory.
-type sink struct {
-	store node.Blockstore
-	limit int
-
-	mu      sync.Mutex
-	pending []node.Block
-	index   map[string][]byte
-	size    int
-	flushMu sync.Mutex // orders flushes
-}
-
-func newSink(store node.Blockstore, limit int) *sink {
-	return &sink{store: store, limit: limit, index: make(map[string][]byte)}
-}
-
-func (s *sink) put(ctx context.Context, b node.Block) error {
-	s.mu.Lock()
-	k := b.Cid.KeyString()
-	if _, dup := s.index[k]; !dup {
-		s.pending = append(s.pending, b)
-		s.index[k] = b.Data
-		s.size += len(b.Data)
-	}
-	full := s.size >= s.limit
-	s.mu.Unlock()
-	if full {
-		return s.flush(ctx)
-	}
-	return nil
-}
-
-// Get reads a block: pending ones from memory, others from the store.
-func (s *sink) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	s.mu.Lock()
-	d, ok := s.index[c.KeyString()]
-	s.mu.Unlock()
-	if ok {
-		return d, nil
-	}
-	return s.store.Get(ctx, c)
-}
-
-// has reports whether c is pending or stored.
-func (s *sink) has(ctx context.Context, c cid.Cid) (bool, error) {
-	s.mu.Lock()
-	_, ok := s.index[c.KeyString()]
-	s.mu.Unlock()
-	if ok {
-		return true, nil
-	}
-	return s.store.Has(ctx, c)
-}
-
-// flush writes the pending blocks durably. Blocks stay readable from
-// memory until the write returns, then from the store.
-func (s *sink) flush(ctx context.Context) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = nil
-	s.size = 0
-	s.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	err := s.store.PutMany(ctx, batch)
-	s.mu.Lock()
-	if err != nil {
-		// Keep them pending, for a later flush to retry.
-		s.pending = append(batch, s.pending...)
-		for _, b := range batch {
-			s.size += len(b.Data)
-		}
-	} else {
-		for _, b := range batch {
-			delete(s.index, b.Cid.KeyString())
-		}
-	}
-	s.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("storing %d blocks: %w", len(batch), err)
-	}
-	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
@@ -126,14 +125,15 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 		return nil, classifyRead(body, err)
 	}
 
-	st := newStoreBatch(bs, 4<<20, f.opts.OnStored)
+	st := node.NewBatchWriter(bs, 4<<20)
+	st.SkipStored, st.OnStored = true, f.opts.OnStored
 	taken := make(map[string]struct{}) // keys of blocks taken from the stream
 	src := node.GetterFunc(func(gctx context.Context, c cid.Cid) ([]byte, error) {
 		k := c.KeyString()
 		if _, ok := taken[k]; ok {
 			// Traverse asks again for a block it has seen (a duplicate in
 			// the DAG): it is in the batch or already stored.
-			return st.get(gctx, c)
+			return st.Get(gctx, c)
 		}
 		b, err := cr.Next()
 		if err != nil {
@@ -150,7 +150,7 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 			return nil, err
 		}
 		taken[k] = struct{}{}
-		if err := st.add(gctx, b); err != nil {
+		if err := st.Put(gctx, b); err != nil {
 			return nil, err
 		}
 		s.succeeded(len(b.Data))
@@ -158,7 +158,7 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 	})
 	res, err := node.Traverse(rctx, src, req, func(node.Block) error { return nil })
 	// Keep what was verified even if the stream broke later.
-	if ferr := st.flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
+	if ferr := st.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 		err = ferr
 	}
 	if err != nil {
@@ -169,73 +169,4 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 		return nil, err
 	}
 	return res, nil
-}
-
-// storeBatch collects verified blocks and writes those the store lacks in
-// durable batches. Safe for concurrent use.
-type storeBatch struct {
-	bs       node.Blockstore
-	limit    int
-	onStored func(int, int64)
-
-	mu      sync.Mutex
-	pending map[string]node.Block
-	order   []node.Block
-	size    int
-}
-
-func newStoreBatch(bs node.Blockstore, limit int, onStored func(int, int64)) *storeBatch {
-	return &storeBatch{bs: bs, limit: limit, onStored: onStored, pending: make(map[string]node.Block)}
-}
-
-// add queues b unless the store holds it already, flushing when the batch is full.
-func (s *storeBatch) add(ctx context.Context, b node.Block) error {
-	has, err := s.bs.Has(ctx, b.Cid)
-	if err != nil {
-		return fmt.Errorf("checking store for %s: %w", b.Cid, err)
-	}
-	if has {
-		return nil
-	}
-	s.mu.Lock()
-	if _, dup := s.pending[b.Cid.KeyString()]; !dup {
-		s.pending[b.Cid.KeyString()] = b
-		s.order = append(s.order, b)
-		s.size += len(b.Data)
-	}
-	full := s.size >= s.limit
-	s.mu.Unlock()
-	if full {
-		return s.flush(ctx)
-	}
-	return nil
-}
-
-// get returns a queued or stored block.
-func (s *storeBatch) get(ctx context.Context, c cid.Cid) ([]byte, error) {
-	s.mu.Lock()
-	b, ok := s.pending[c.KeyString()]
-	s.mu.Unlock()
-	if ok {
-		return b.Data, nil
-	}
-	return s.bs.Get(ctx, c)
-}
-
-// flush writes the queued blocks in one durable batch.
-func (s *storeBatch) flush(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.order) == 0 {
-		return nil
-	}
-	if err := s.bs.PutMany(ctx, s.order); err != nil {
-		return fmt.Errorf("storing %d blocks: %w", len(s.order), err)
-	}
-	if s.onStored != nil {
-		s.onStored(len(s.order), int64(s.size))
-	}
-	clear(s.pending)
-	s.order, s.size = nil, 0
-	return nil
 }
