@@ -120,6 +120,25 @@ func (a *agents) pick() *agentPort {
 	return nil
 }
 
+// live returns up to max agents that can serve, newest first. A navigation
+// may be served while the agent of the page being left says bye: the
+// request then moves on to the next agent before the origin.
+func (a *agents) live(max int) []*agentPort {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*agentPort
+	for i := len(a.list) - 1; i >= 0 && len(out) < max; i-- {
+		p := a.list[i]
+		p.mu.Lock()
+		ok := !p.dead && !p.suspect && p.peers > 0
+		p.mu.Unlock()
+		if ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (a *agents) remove(p *agentPort) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

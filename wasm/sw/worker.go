@@ -161,10 +161,11 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		w.report(target, href, st, true, nil)
 		return js.Null(), serve.ErrPassThrough
 	}
-	sources := []serve.Source{w.gw}
-	if a := w.agents.pick(); a != nil {
-		sources = []serve.Source{a, w.gw}
+	var sources []serve.Source
+	for _, a := range w.agents.live(4) {
+		sources = append(sources, a)
 	}
+	sources = append(sources, w.gw)
 	end := w.cache.begin()
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, err := w.srv.Serve(ctx, serve.Request{
