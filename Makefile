@@ -54,4 +54,4 @@ bench-browser:
 
 # 10,000 WebSocket peers against a relay on loopback (see relay/README.md).
 bench-relay:
-	$(GO) run ./relay/loadgen
+	$(GO) run ./relay/loadgen -peers 10000 -rate 20000 -duration 20s

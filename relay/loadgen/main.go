@@ -10,7 +10,7 @@
 //
 //	go run ./relay/loadgen -peers 10000 -rate 20000 -duration 20s
 //
-// Each peer dials from one of -src-ips loopback addresses (127.0.1.x, so
+// Each peer dials from one of -src-ips loopback addresses (127.1.x.1, so
 // that the relay's default per-IP connection limit holds), says hello,
 // announces one of -sites sites and finds -find peers of it. Then pacers
 // send offers at -rate/2 per second (each answered, so -rate relayed
@@ -89,7 +89,7 @@ func main() {
 	flag.IntVar(&o.sites, "sites", 100, "sites the peers announce (peers/sites per site)")
 	flag.IntVar(&o.find, "find", 5, "peers each peer finds")
 	flag.IntVar(&o.payload, "payload", 200, "bytes of padding in each offer and answer payload")
-	flag.IntVar(&o.srcIPs, "src-ips", 200, "loopback source addresses 127.0.1.1… to spread peers over")
+	flag.IntVar(&o.srcIPs, "src-ips", 200, "loopback source addresses (127.1.1.1, 127.1.2.1, …) to spread peers over")
 	flag.IntVar(&o.dialers, "dialers", 128, "concurrent connection set-ups")
 	flag.IntVar(&o.pacers, "pacers", 4, "goroutines sending offers")
 	flag.StringVar(&o.relayURL, "relay", "", "relay WebSocket URL; empty starts one as a child process")
@@ -103,11 +103,14 @@ func main() {
 	flag.StringVar(&o.serveCPU, "serve-cpuprofile", "", "internal: the child relay's CPU profile, started and stopped on SIGUSR1")
 	flag.StringVar(&o.serveMemory, "serve-memprofile", "", "internal: write a heap profile at exit")
 	flag.Parse()
-	raiseFileLimit()
+	nofile := raiseFileLimit()
 	var err error
 	if o.serve != "" {
 		err = serve(o)
 	} else {
+		if nofile < uint64(o.peers)+64 {
+			fmt.Fprintf(os.Stderr, "loadgen: RLIMIT_NOFILE is %d, too low for %d peers\n", nofile, o.peers)
+		}
 		err = run(o)
 	}
 	if err != nil {
@@ -116,17 +119,19 @@ func main() {
 	}
 }
 
-// raiseFileLimit lifts RLIMIT_NOFILE's soft limit to the hard limit: 10,000
-// peers need 10,000 descriptors on each side.
-func raiseFileLimit() {
+// raiseFileLimit lifts RLIMIT_NOFILE's soft limit to the hard limit (10,000
+// peers need 10,000 descriptors on each side) and returns it.
+func raiseFileLimit() uint64 {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return
+		return 0
 	}
 	if l.Cur < l.Max {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Cur
 }
 
 // serve is the child: a relay on o.serve until stdin closes. It prints the
@@ -277,7 +282,7 @@ func startRelay(o options) (url string, pid int, metrics string, child *childRel
 	if err != nil {
 		return "", 0, "", nil, err
 	}
-	perIP := o.peers/o.srcIPs + 16
+	perIP := (o.peers + o.srcIPs - 1) / o.srcIPs // raised only when the source addresses do not suffice
 	args := []string{"-serve", "127.0.0.1:0", "-serve-max-conns-per-ip", strconv.Itoa(max(perIP, relayserver.DefaultMaxConnsPerIP))}
 	if o.relayPprof != "" {
 		args = append(args, "-serve-cpuprofile", o.relayPprof)
