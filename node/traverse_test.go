@@ -235,3 +235,58 @@ func ExampleTraverse() {
 	// bafkr4ihkr4ld3m4gqkjf4reryxsy2s5tkbxprqkow6fin2iiyvreuzzab4 5
 	// <nil>
 }
+
+// Walk (no re-hashing, for blocks verified before) emits exactly what
+// Traverse emits, in the same order, for every scope and shape.
+func TestWalkMatchesTraverse(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	big := make([]byte, 5*node.ChunkSize+77)
+	for i := range big {
+		big[i] = byte(i*31 + i/node.ChunkSize)
+	}
+	files := map[string][]byte{
+		"a/b/big.bin": big,
+		"zeros.bin":   make([]byte, 3*node.ChunkSize+5), // one leaf read many times
+		"small.txt":   []byte("small"),
+	}
+	for i := range 1200 { // a HAMT-sharded directory
+		files[fmt.Sprintf("many/f%04d-%s", i, "padding-padding-padding-padding-padding-padding-padding-pad")] = []byte(fmt.Sprint(i))
+	}
+	for name, b := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := node.NewMemStore()
+	root, err := importer.New(st, importer.Options{}).ImportPath(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hamt := fmt.Sprintf("f0777-%s", "padding-padding-padding-padding-padding-padding-padding-pad")
+	for _, req := range []node.Request{
+		{Root: root, Path: []string{"a", "b", "big.bin"}, Scope: node.ScopeEntity},
+		{Root: root, Path: []string{"a", "b", "big.bin"}, Scope: node.ScopeEntity, Bytes: &node.ByteRange{From: 300000, To: 900000}},
+		{Root: root, Path: []string{"a", "b", "big.bin"}, Scope: node.ScopeEntity, Bytes: &node.ByteRange{From: -1000, ToEnd: true}},
+		{Root: root, Path: []string{"zeros.bin"}, Scope: node.ScopeEntity},
+		{Root: root, Path: []string{"many", hamt}, Scope: node.ScopeEntity},
+		{Root: root, Path: []string{"many"}, Scope: node.ScopeEntity},
+		{Root: root, Scope: node.ScopeBlock},
+		{Root: root, Path: []string{"a"}, Scope: node.ScopeAll},
+	} {
+		var want, got []string
+		if _, err := node.Traverse(ctx, st, req, func(b node.Block) error { want = append(want, b.Cid.String()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.Walk(ctx, st, req, func(b node.Block) error { got = append(got, b.Cid.String()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(want) < 2 && req.Scope != node.ScopeBlock || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%v %s %v: walk\n%v\ntraverse\n%v", req.Path, req.Scope, req.Bytes, got, want)
+		}
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"github.com/hearthcdn/hearth/relay"
 	"github.com/hearthcdn/hearth/wasm/internal/agentproto"
 	"github.com/hearthcdn/hearth/wasm/internal/jsx"
-	"github.com/hearthcdn/hearth/wasm/internal/order"
 	"github.com/hearthcdn/hearth/wasm/swarm"
 )
 
@@ -384,7 +383,7 @@ func (r *request) spend(ctx context.Context, n int) error {
 var errNoPeer = errors.New("no peer")
 
 // serve answers one request: the Fetcher fetches the blocks from peers
-// into the hub (verified, spread over peers), while order.Walk walks them
+// into the hub (verified, spread over peers), while node.Walk walks them
 // in the order the worker expects and passes each batch on as soon as it
 // is ready.
 func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.Request) {
@@ -437,8 +436,8 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 		batch, size = batch[:0], 0
 		return nil
 	}
-	g := waitingGetter{h: a.hub, done: done, err: func() error { return ferr }, beforeWait: flush}
-	err := order.Walk(ctx, g, req, func(b node.Block) error {
+	g := &recentGetter{g: waitingGetter{h: a.hub, done: done, err: func() error { return ferr }, beforeWait: flush}}
+	_, err := node.Walk(ctx, g, req, func(b node.Block) error {
 		batch = append(batch, b)
 		size += len(b.Data)
 		if size >= batchBytes {
@@ -474,4 +473,28 @@ func failedAPI(cause error) js.Value {
 			return jsx.Object(map[string]any{"error": cause.Error()})
 		}),
 	})
+}
+
+// recentGetter answers repeated reads of the last few blocks itself: a file
+// of identical chunks reads one leaf many times, and the hub drops leaves
+// once they are passed on.
+type recentGetter struct {
+	g      node.Getter
+	recent [4]node.Block
+	next   int
+}
+
+func (r *recentGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	for _, b := range r.recent {
+		if b.Data != nil && b.Cid.Equals(c) {
+			return b.Data, nil
+		}
+	}
+	d, err := r.g.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	r.recent[r.next] = node.Block{Cid: c, Data: d}
+	r.next = (r.next + 1) % len(r.recent)
+	return d, nil
 }
