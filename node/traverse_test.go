@@ -290,3 +290,35 @@ func TestWalkMatchesTraverse(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckDAG(t *testing.T) {
+	ctx := context.Background()
+	bs, root, _ := site(t)
+	n, err := node.CheckDAG(ctx, bs, root, func(p node.Problem) bool { t.Errorf("problem in a whole DAG: %v", p.Err); return true })
+	if err != nil || n != bs.Len() {
+		t.Fatalf("visited %d of %d blocks: %v", n, bs.Len(), err)
+	}
+	f, _ := node.Resolve(ctx, bs, root, []string{"media", "video.bin"})
+	_ = bs.Delete(ctx, f.Links[0].Cid)
+	_ = bs.Put(ctx, f.Links[1].Cid, []byte("not the block"))
+	var missing, corrupt int
+	if _, err := node.CheckDAG(ctx, bs, root, func(p node.Problem) bool {
+		switch {
+		case errors.Is(p.Err, node.ErrNotFound):
+			missing++
+		case errors.Is(p.Err, node.ErrCorrupt):
+			corrupt++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if missing != 1 || corrupt != 1 {
+		t.Fatalf("%d missing, %d corrupt; want 1 and 1", missing, corrupt)
+	}
+	calls := 0
+	_, _ = node.CheckDAG(ctx, bs, root, func(node.Problem) bool { calls++; return false })
+	if calls != 1 {
+		t.Fatalf("walk went on after problem returned false: %d calls", calls)
+	}
+}

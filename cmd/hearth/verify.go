@@ -52,42 +52,16 @@ type verifyReport struct{ blocks, missing, corrupt int }
 // corrupt blocks, and prints one line for each problem.
 func verifyDAG(ctx context.Context, g node.Getter, root cid.Cid, w io.Writer) (verifyReport, error) {
 	var rep verifyReport
-	seen := map[string]bool{}
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return rep, err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c.KeyString()] {
-			continue
-		}
-		seen[c.KeyString()] = true
-		rep.blocks++
-		raw, err := g.Get(ctx, c)
-		if errors.Is(err, node.ErrNotFound) {
+	n, err := node.CheckDAG(ctx, g, root, func(p node.Problem) bool {
+		if errors.Is(p.Err, node.ErrNotFound) {
 			rep.missing++
-			fmt.Fprintf(w, "missing %s\n", c)
-			continue
-		}
-		if err != nil {
-			return rep, err
-		}
-		if err := node.Verify(c, raw); err != nil {
+			fmt.Fprintf(w, "missing %s\n", p.Cid)
+		} else {
 			rep.corrupt++
-			fmt.Fprintf(w, "corrupt %s: %v\n", c, err)
-			continue
+			fmt.Fprintf(w, "corrupt %s: %v\n", p.Cid, p.Err)
 		}
-		n, err := node.Decode(c, raw)
-		if err != nil {
-			rep.corrupt++
-			fmt.Fprintf(w, "corrupt %s: %v\n", c, err)
-			continue
-		}
-		for i := len(n.Links) - 1; i >= 0; i-- {
-			stack = append(stack, n.Links[i].Cid)
-		}
-	}
-	return rep, nil
+		return true
+	})
+	rep.blocks = n
+	return rep, err
 }

@@ -94,40 +94,15 @@ func (p *Publish) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// missingBlocks walks the DAG under root in store and returns up to max
-// CIDs it lacks (or that fail verification).
+// missingBlocks returns up to max CIDs of the DAG under root that store
+// lacks or that fail verification.
 func missingBlocks(ctx context.Context, bs node.Blockstore, root cid.Cid, max int) []string {
 	var missing []string
-	seen := map[string]bool{}
-	stack := []cid.Cid{root}
-	for len(stack) > 0 && len(missing) < max && ctx.Err() == nil {
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[c.KeyString()] {
-			continue
-		}
-		seen[c.KeyString()] = true
-		if c.Type() == node.CodecRaw {
-			if ok, err := bs.Has(ctx, c); err != nil || !ok {
-				missing = append(missing, c.String())
-			}
-			continue
-		}
-		raw, err := bs.Get(ctx, c)
-		if err != nil || node.Verify(c, raw) != nil {
-			missing = append(missing, c.String())
-			continue
-		}
-		n, err := node.Decode(c, raw)
-		if err != nil {
-			missing = append(missing, c.String())
-			continue
-		}
-		for _, l := range n.Links {
-			stack = append(stack, l.Cid)
-		}
-	}
-	if err := ctx.Err(); err != nil && len(missing) == 0 {
+	_, err := node.CheckDAG(ctx, bs, root, func(p node.Problem) bool {
+		missing = append(missing, p.Cid.String())
+		return len(missing) < max
+	})
+	if err != nil {
 		missing = append(missing, err.Error())
 	}
 	return missing
