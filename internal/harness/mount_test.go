@@ -35,38 +35,7 @@ func TestMountWriteReachesSeeders(t *testing.T) {
 	origin := StartOrigin(t, key, src)
 	seeder := StartSeeder(t, "seeder", key.Site, origin.URL())
 
-	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var logb syncBuffer
-	cmd := exec.Command(Binary(t), "mount", key.Site.String(), mnt, "--store", filepath.Join(dir, "store"),
-		"--origin", origin.URL(), "--key", key.Path, "--quiet", "200ms")
-	cmd.Stdout, cmd.Stderr = &logb, &logb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
-		if t.Failed() {
-			t.Logf("--- mount log ---\n%s", logb.String())
-		}
-	})
-	Eventually(t, 30*time.Second, func() (bool, string) {
-		_, err := os.Stat(filepath.Join(mnt, "index.html"))
-		return err == nil, "mount not ready: " + logb.String()
-	})
+	mnt, logb := startMount(t, key, "--origin", origin.URL(), "--key", key.Path, "--quiet", "200ms")
 	got, err := os.ReadFile(filepath.Join(mnt, "media", "big.bin"))
 	if err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("lazy read through the mount: %v", err)
@@ -148,14 +117,26 @@ func TestMountFromRelayPeers(t *testing.T) {
 	})
 	origin.Stop() // the mount must not need it
 
+	mnt, _ := startMount(t, key, "--relay", relayURL)
+	got, err := os.ReadFile(filepath.Join(mnt, "media", "big.bin"))
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("read through the mount from relay peers: %v", err)
+	}
+}
+
+// startMount runs `hearth mount` for key's site on a fresh mount point with
+// its own store, plus args, and waits until the root shows. Cleanup
+// interrupts it (unmounting), and prints its log if the test failed.
+func startMount(t *testing.T, key Key, args ...string) (string, *syncBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var logb syncBuffer
-	cmd := exec.Command(Binary(t), "mount", key.Site.String(), mnt, "--store", filepath.Join(dir, "store"), "--relay", relayURL)
-	cmd.Stdout, cmd.Stderr = &logb, &logb
+	logb := &syncBuffer{}
+	cmd := exec.Command(Binary(t), append([]string{"mount", key.Site.String(), mnt, "--store", filepath.Join(dir, "store")}, args...)...)
+	cmd.Stdout, cmd.Stderr = logb, logb
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -177,10 +158,7 @@ func TestMountFromRelayPeers(t *testing.T) {
 	})
 	Eventually(t, 30*time.Second, func() (bool, string) {
 		_, err := os.Stat(filepath.Join(mnt, "index.html"))
-		return err == nil, "mount not ready"
+		return err == nil, "mount not ready: " + logb.String()
 	})
-	got, err := os.ReadFile(filepath.Join(mnt, "media", "big.bin"))
-	if err != nil || !bytes.Equal(got, big) {
-		t.Fatalf("read through the mount from relay peers: %v", err)
-	}
+	return mnt, logb
 }
