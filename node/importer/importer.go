@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"syscall"
 
 	chunker "github.com/ipfs/boxo/chunker"
@@ -52,7 +51,6 @@ type Options struct {
 type Stats struct {
 	Files, Dirs int
 	Bytes       int64 // file bytes read
-	Blocks      int   // blocks written (including duplicates)
 }
 
 // Importer imports into one store. It is not safe for concurrent use.
@@ -73,7 +71,7 @@ func New(bs node.Blockstore, opts Options) *Importer {
 	}
 	return &Importer{
 		opts: opts,
-		ds:   &batchDAG{bs: bs, limit: opts.BatchBytes, pending: make(map[string]ipld.Node)},
+		ds:   &batchDAG{w: node.NewBatchWriter(bs, opts.BatchBytes)},
 		prefix: cid.Prefix{
 			Version:  1,
 			Codec:    cid.DagProtobuf,
@@ -244,27 +242,16 @@ func (im *Importer) dir(ctx context.Context, path string, fi os.FileInfo, stack 
 }
 
 // batchDAG is an ipld.DAGService over a node.Blockstore that writes blocks
-// in durable batches. Blocks not yet flushed are served from memory.
+// in durable batches (node.BatchWriter); blocks not yet written are read
+// from memory.
 type batchDAG struct {
-	bs      node.Blockstore
-	limit   int
-	mu      sync.Mutex
-	batch   []node.Block
-	size    int
-	pending map[string]ipld.Node
-	blocks  int
+	w *node.BatchWriter
 }
 
 var _ ipld.DAGService = (*batchDAG)(nil)
 
 func (b *batchDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
-	b.mu.Lock()
-	nd, ok := b.pending[c.KeyString()]
-	b.mu.Unlock()
-	if ok {
-		return nd, nil
-	}
-	raw, err := b.bs.Get(ctx, c)
+	raw, err := b.w.Get(ctx, c)
 	if err != nil {
 		if errors.Is(err, node.ErrNotFound) {
 			return nil, ipld.ErrNotFound{Cid: c}
@@ -285,18 +272,12 @@ func (b *batchDAG) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeO
 }
 
 func (b *batchDAG) Add(ctx context.Context, nd ipld.Node) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	raw := nd.RawData()
 	if len(raw) > node.MaxBlockLen {
 		return fmt.Errorf("block %s: %d bytes: %w", nd.Cid(), len(raw), node.ErrTooLarge)
 	}
-	b.batch = append(b.batch, node.Block{Cid: nd.Cid(), Data: raw})
-	b.pending[nd.Cid().KeyString()] = nd
-	b.size += len(raw)
-	b.blocks++
-	if b.size >= b.limit {
-		return b.flushLocked(ctx)
+	if err := b.w.Put(ctx, node.Block{Cid: nd.Cid(), Data: raw}); err != nil {
+		return fmt.Errorf("writing blocks: %w", err)
 	}
 	return nil
 }
@@ -315,20 +296,8 @@ func (b *batchDAG) Remove(context.Context, cid.Cid) error { return nil }
 func (b *batchDAG) RemoveMany(context.Context, []cid.Cid) error { return nil }
 
 func (b *batchDAG) flush(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushLocked(ctx)
-}
-
-func (b *batchDAG) flushLocked(ctx context.Context) error {
-	if len(b.batch) == 0 {
-		return nil
-	}
-	if err := b.bs.PutMany(ctx, b.batch); err != nil {
+	if err := b.w.Flush(ctx); err != nil {
 		return fmt.Errorf("writing blocks: %w", err)
 	}
-	b.batch = b.batch[:0]
-	b.size = 0
-	clear(b.pending)
 	return nil
 }
