@@ -267,3 +267,42 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// A full disk under the scratch files: the writer gets ENOSPC, and the
+// published root and everything built before stay intact.
+func TestWriteFullDisk(t *testing.T) {
+	needFUSE(t)
+	scratch := t.TempDir()
+	if err := syscall.Mount("tmpfs", scratch, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(scratch, syscall.MNT_DETACH) })
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"keep.txt": []byte("keep")})
+	bs := node.NewMemStore()
+	root, _ := importer.New(bs, importer.Options{}).ImportPath(context.Background(), src)
+	cm := newCommits()
+	mnt := t.TempDir()
+	f, err := fuse.Mount(mnt, fuse.Options{Getter: bs, Root: root, Writable: true, Store: bs,
+		ScratchDir: scratch, QuietPeriod: time.Hour, Commit: cm.commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Unmount()
+	if err := os.WriteFile(filepath.Join(mnt, "small.txt"), []byte("fits"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = os.WriteFile(filepath.Join(mnt, "big.bin"), bytes.Repeat([]byte("x"), 4<<20), 0o644)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writing past a full disk: %v, want ENOSPC", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "keep.txt")); err != nil || string(got) != "keep" {
+		t.Fatalf("published file after ENOSPC: %q %v", got, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "small.txt")); err != nil || string(got) != "fits" {
+		t.Fatalf("file written before the disk filled: %q %v", got, err)
+	}
+	if n, err := node.Resolve(context.Background(), bs, root, []string{"keep.txt"}); err != nil || string(n.Data) != "keep" {
+		t.Fatalf("published root damaged: %v", err)
+	}
+}
