@@ -149,7 +149,7 @@ type Segment struct {
 // a node carries inline are reported with that node's CID.
 func FileSegments(ctx context.Context, g Getter, f *Node, start, end uint64) ([]Segment, error) {
 	var segs []Segment
-	err := walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, raw []byte, base uint64) error {
+	err := walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, base uint64) error {
 		if len(n.Data) == 0 {
 			return nil
 		}
@@ -164,7 +164,7 @@ func FileSegments(ctx context.Context, g Getter, f *Node, start, end uint64) ([]
 
 // WriteFile writes bytes [start, end) of file f to w, reading blocks through g.
 func WriteFile(ctx context.Context, g Getter, f *Node, start, end uint64, w io.Writer) error {
-	return walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, raw []byte, base uint64) error {
+	return walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, base uint64) error {
 		s, e := clip(base, uint64(len(n.Data)), start, end)
 		if s >= e {
 			return nil
@@ -188,14 +188,14 @@ func clip(base, n, start, end uint64) (uint64, uint64) {
 // walkFileRange visits n and, in order, every descendant whose bytes
 // intersect [start, end). base is the file offset of n's first byte. visit
 // gets each node before its children.
-func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint64, depth int, visit func(*Node, []byte, uint64) error) error {
+func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint64, depth int, visit func(*Node, uint64) error) error {
 	if depth > 64 {
 		return fmt.Errorf("file DAG too deep: %w", ErrBadNode)
 	}
 	if !n.IsFile() {
 		return fmt.Errorf("reading bytes of a %s: %w", n.Kind, ErrNotDir)
 	}
-	if err := visit(n, nil, base); err != nil {
+	if err := visit(n, base); err != nil {
 		return err
 	}
 	off := base + uint64(len(n.Data))

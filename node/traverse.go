@@ -220,7 +220,7 @@ func (t *traversal) run(req Request) (*Result, error) {
 			start, end = req.Bytes.Bounds(n.FileSize)
 		}
 		res.Start, res.End = start, end
-		err := walkFileRange(t.ctx, g, n, 0, start, end, 0, func(*Node, []byte, uint64) error { return nil })
+		err := walkFileRange(t.ctx, g, n, 0, start, end, 0, func(*Node, uint64) error { return nil })
 		return res, err
 	case n.Kind == KindHAMTShard:
 		_, err := ListDir(t.ctx, g, n)
