@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sort"
 	"sync"
 	"time"
 
@@ -137,7 +138,7 @@ func (s *MemMeta) MetaPrefix(prefix string) iter.Seq2[string, []byte] {
 			vals[k] = s.m[k]
 		}
 		s.mu.Unlock()
-		sortStrings(keys)
+		sort.Strings(keys)
 		for _, k := range keys {
 			if !yield(k, vals[k]) {
 				return
