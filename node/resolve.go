@@ -220,7 +220,6 @@ func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint
 	return nil
 }
 
-
 // Lookup returns the link named name in directory dir (basic or
 // HAMT-sharded), reading HAMT shards through g but never the entry itself.
 // Errors wrap ErrNoSuchPath or ErrNotDir.
