@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -25,7 +25,7 @@ const defaultPeerRequests = 8
 type clientConn struct {
 	peer string
 	c    Conn
-	log  *slog.Logger
+	log  *logx.Logger
 
 	mu       sync.Mutex
 	streams  map[uint64]*stream
@@ -41,7 +41,7 @@ type clientConn struct {
 	lastRecv atomic.Int64 // unix nanos of the last message
 }
 
-func newClientConn(peer string, c Conn, log *slog.Logger) *clientConn {
+func newClientConn(peer string, c Conn, log *logx.Logger) *clientConn {
 	cc := &clientConn{
 		peer:    peer,
 		c:       c,

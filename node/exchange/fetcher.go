@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"sync"
 	"time"
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -64,8 +64,9 @@ type FetcherConfig struct {
 	// OnBan, if set, is told about each peer banned and why (to report it
 	// to the relay). It must not block.
 	OnBan func(peer string, err error)
-	// Logger receives debug and warning logs; nil means slog.Default().
-	Logger *slog.Logger
+	// Logger receives debug and warning logs (a *slog.Logger natively);
+	// nil means slog.Default() (logx.Default() on js).
+	Logger *logx.Logger
 }
 
 func (c *FetcherConfig) setDefaults() {
@@ -106,7 +107,7 @@ func (c *FetcherConfig) setDefaults() {
 		c.BatchBytes = 4 << 20
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = logx.Default()
 	}
 }
 
@@ -125,7 +126,7 @@ const maxAttempts = 8
 // peer answers in time. It is safe for concurrent use.
 type Fetcher struct {
 	cfg FetcherConfig
-	log *slog.Logger
+	log *logx.Logger
 	ctx context.Context
 	end context.CancelFunc
 

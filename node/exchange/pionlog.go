@@ -1,24 +1,24 @@
 package exchange
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/pion/logging"
+
+	"github.com/hearthcdn/hearth/internal/logx"
 )
 
-// pionLogs routes pion's logs to slog at debug level, so that the library
+// pionLogs routes pion's logs to the logger at debug level, so that the library
 // never writes to stderr itself; pion's own warnings are mostly about
 // conditions that are normal here (a closed connection, a dropped packet).
-type pionLogs struct{ log *slog.Logger }
+type pionLogs struct{ log *logx.Logger }
 
 func (p pionLogs) NewLogger(scope string) logging.LeveledLogger {
 	return pionLogger{log: p.log, scope: scope}
 }
 
 type pionLogger struct {
-	log   *slog.Logger
+	log   *logx.Logger
 	scope string
 }
 
@@ -27,7 +27,7 @@ func (l pionLogger) emit(level string, msg string) {
 }
 
 func (l pionLogger) emitf(level, format string, args ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+	if logx.DebugEnabled(l.log) {
 		l.emit(level, fmt.Sprintf(format, args...))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -45,8 +45,9 @@ type ServerConfig struct {
 	// message the connection cannot send, for that long, so a peer that
 	// stops reading cannot hold a slot forever. Default 30 s.
 	IdleTimeout time.Duration
-	// Logger receives debug and warning logs; nil means slog.Default().
-	Logger *slog.Logger
+	// Logger receives debug and warning logs (a *slog.Logger natively);
+	// nil means slog.Default() (logx.Default() on js).
+	Logger *logx.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -72,7 +73,7 @@ func (c *ServerConfig) setDefaults() {
 		c.IdleTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = logx.Default()
 	}
 }
 
@@ -88,7 +89,7 @@ const maxTrackedPeers = 4096
 // serves any other Conn. Close ends every connection and waits for them.
 type Server struct {
 	cfg    ServerConfig
-	log    *slog.Logger
+	log    *logx.Logger
 	upload *rate.Limiter // nil: unlimited
 
 	mu      sync.Mutex

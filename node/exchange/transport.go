@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/hearthcdn/hearth/internal/logx"
 )
 
 // TransportConfig configures a Transport. Zero values take the defaults
@@ -41,8 +42,9 @@ type TransportConfig struct {
 	SCTPReceiveBuffer int
 	// ConnectTimeout bounds an offer's way to an open channel. Default 15 s.
 	ConnectTimeout time.Duration
-	// Logger receives debug logs; nil means slog.Default().
-	Logger *slog.Logger
+	// Logger receives debug logs (a *slog.Logger natively); nil means
+	// slog.Default() (logx.Default() on js).
+	Logger *logx.Logger
 }
 
 // Buffered-amount thresholds of a data channel's send queue: a writer waits
@@ -71,7 +73,7 @@ const (
 // and waits for their goroutines.
 type Transport struct {
 	cfg TransportConfig
-	log *slog.Logger
+	log *logx.Logger
 	api *webrtc.API
 	ctx context.Context
 	end context.CancelFunc
@@ -107,7 +109,7 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		cfg.ConnectTimeout = 15 * time.Second
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = logx.Default()
 	}
 	t := &Transport{
 		cfg:      cfg,

@@ -5,13 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"log/slog"
 	mrand "math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/relay"
 )
@@ -66,8 +65,9 @@ type Config struct {
 	// Key is the node key the client proves in hello. nil makes a fresh
 	// key (what a browser tab does, one per page).
 	Key ed25519.PrivateKey
-	// Logger receives the client's structured logs; nil discards them.
-	Logger *slog.Logger
+	// Logger receives the client's structured logs (a *slog.Logger
+	// natively); nil discards them.
+	Logger *logx.Logger
 	// MinBackoff and MaxBackoff bound the wait between connection
 	// attempts: it doubles from MinBackoff up to MaxBackoff, and each wait
 	// is drawn uniformly from [d/2, d] ("equal jitter") so that clients
@@ -89,9 +89,6 @@ type Config struct {
 	// OnState, if set, is called on every state change, from the client's
 	// goroutine: it must not block.
 	OnState func(State)
-	// HTTPClient dials the WebSocket (native builds only; a browser uses
-	// its own WebSocket). nil means http.DefaultClient.
-	HTTPClient *http.Client
 }
 
 // Client is a connection to a relay that survives disconnections: it
@@ -102,7 +99,7 @@ type Client struct {
 	cfg Config
 	key ed25519.PrivateKey
 	id  node.SiteID
-	log *slog.Logger
+	log *logx.Logger
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -137,7 +134,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("node key of %d bytes: %w", len(cfg.Key), relay.ErrBadConfig)
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = logx.Discard()
 	}
 	def := func(p *time.Duration, d time.Duration) {
 		if *p <= 0 {

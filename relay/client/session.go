@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hearthcdn/hearth/node"
@@ -19,7 +18,7 @@ import (
 // that connect waits for.
 type session struct {
 	c      *Client
-	ws     *websocket.Conn
+	ws     wsConn
 	ctx    context.Context // cancelled when any session goroutine fails
 	out    chan []byte
 	limits relay.Limits
@@ -33,7 +32,7 @@ type session struct {
 func (c *Client) connect() (wasReady bool, err error) {
 	dctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
-	ws, err := dial(dctx, c.cfg.URL, c.cfg.HTTPClient)
+	ws, err := dial(dctx, c.cfg.URL)
 	if err != nil {
 		return false, fmt.Errorf("dialling relay: %w", err)
 	}
@@ -87,7 +86,7 @@ func (c *Client) connect() (wasReady bool, err error) {
 }
 
 // hello reads the challenge, answers it and reads the welcome.
-func (c *Client) hello(ctx context.Context, ws *websocket.Conn) (relay.Limits, error) {
+func (c *Client) hello(ctx context.Context, ws wsConn) (relay.Limits, error) {
 	var m relay.Message
 	if err := readMsg(ctx, ws, &m); err != nil {
 		return relay.Limits{}, fmt.Errorf("reading challenge: %w", err)
@@ -99,7 +98,7 @@ func (c *Client) hello(ctx context.Context, ws *websocket.Conn) (relay.Limits, e
 	if err != nil {
 		return relay.Limits{}, err
 	}
-	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+	if err := ws.Write(ctx, b); err != nil {
 		return relay.Limits{}, fmt.Errorf("writing hello: %w", err)
 	}
 	if err := readMsg(ctx, ws, &m); err != nil {
@@ -120,12 +119,12 @@ func (c *Client) hello(ctx context.Context, ws *websocket.Conn) (relay.Limits, e
 	return l, nil
 }
 
-func readMsg(ctx context.Context, ws *websocket.Conn, m *relay.Message) error {
-	typ, b, err := ws.Read(ctx)
+func readMsg(ctx context.Context, ws wsConn, m *relay.Message) error {
+	text, b, err := ws.Read(ctx)
 	if err != nil {
 		return err
 	}
-	if typ != websocket.MessageText {
+	if !text {
 		return fmt.Errorf("binary frame from relay: %w", relay.ErrBadMessage)
 	}
 	return relay.Decode(b, m)
@@ -235,7 +234,7 @@ func (s *session) writeLoop() error {
 		select {
 		case b := <-s.out:
 			ctx, cancel := context.WithTimeout(s.ctx, s.c.cfg.WriteTimeout)
-			err := s.ws.Write(ctx, websocket.MessageText, b)
+			err := s.ws.Write(ctx, b)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("writing to relay: %w", err)

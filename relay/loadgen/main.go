@@ -1,3 +1,5 @@
+//go:build !js
+
 // Command loadgen drives a Hearth relay with many concurrent WebSocket peers
 // on loopback and reports what it costs: relayed signalling messages per
 // second, offer→answer latency at a fixed offered rate, the relay's CPU time

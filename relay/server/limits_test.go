@@ -1,3 +1,5 @@
+//go:build !js
+
 package relayserver_test
 
 import (

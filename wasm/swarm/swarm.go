@@ -14,13 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 
 	cid "github.com/ipfs/go-cid"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/exchange"
 	"github.com/hearthcdn/hearth/relay"
@@ -60,8 +60,8 @@ type Config struct {
 	// (tests make a lying seeder with it).
 	WrapHandler func(exchange.Handler) exchange.Handler
 
-	// Logger receives logs; nil discards them.
-	Logger *slog.Logger
+	// Logger receives logs (a *slog.Logger natively); nil discards them.
+	Logger *logx.Logger
 }
 
 // Peer is a running swarm peer. Its methods are safe for concurrent use.
@@ -88,7 +88,7 @@ func Start(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("swarm: no relay URL: %w", relay.ErrBadConfig)
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = logx.Discard()
 	}
 	if cfg.Role == "" {
 		cfg.Role = relay.RoleTab
