@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/hearthcdn/hearth/js/jsconfig"
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/wasm/swarm"
 )
 
 // pythonDocs is Debian's python3-doc, the site of the acceptance suite.
@@ -73,6 +75,49 @@ type byKind struct{ Peer, Origin, Cache int64 }
 func workerSums(t testing.TB, tab context.Context) byKind {
 	t.Helper()
 	return eval[byKind](t, tab, `(hearth.reports ? hearth.reports() : []).reduce((s, r) => ({Peer: s.Peer + (r.peer|0), Origin: s.Origin + (r.origin|0), Cache: s.Cache + (r.cache|0)}), {Peer: 0, Origin: 0, Cache: 0})`)
+}
+
+// The large file read with Range requests, and the seeks.
+const (
+	largeFile     = "_media/hearth-seek-test.webm"
+	largeFileSize = 60 << 20
+	seekLength    = 1 << 20
+)
+
+// seekOffsets are where a player seeking through a file of n bytes reads:
+// the start, spread positions, the last bytes.
+func seekOffsets(n int) []int {
+	return []int{0, n / 2, n / 7, 3 * n / 4, n / 3, n - 1000, 5 * n / 6}
+}
+
+// The page republished while the browser is open, and what changes.
+const (
+	republishedPage   = "library/json.html"
+	republishedMarker = `<p id="hearth-republished">This page was republished.</p>`
+)
+
+// replicate copies the blocks of src that each replica lacks: what
+// seeders' replicators do on a new root.
+func replicate(t testing.TB, src *node.MemStore, replicas []*node.MemStore) {
+	t.Helper()
+	ctx := context.Background()
+	for c, err := range src.AllKeys(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range replicas {
+			if ok, _ := r.Has(ctx, c); ok {
+				continue
+			}
+			b, err := src.Get(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Put(ctx, c, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // Pages loaded only once the origin is down.
@@ -272,12 +317,17 @@ func TestAcceptancePythonDocs(t *testing.T) {
 	}
 	start := time.Now()
 	files := loadDocs(t, pythonDocs)
+	files[largeFile] = randomBytes(t, largeFileSize)
 	relayURL := startRelay(t)
 	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}})
 	root := o.origin.Feed().Latest().Root
 	var seeded atomic.Int64
+	var seeders []*swarm.Peer
+	var replicas []*node.MemStore
 	for range 2 {
-		startSeeder(t, relayURL, o.site, countingGetter(copyStore(t, o.store.MemStore), &seeded), root, false)
+		r := copyStore(t, o.store.MemStore)
+		replicas = append(replicas, r)
+		seeders = append(seeders, startSeeder(t, relayURL, o.site, countingGetter(r, &seeded), root, false))
 	}
 	t.Logf("set-up: %d files published, %d blocks, seeders up in %v", len(files), o.store.MemStore.Len(), time.Since(start).Round(time.Millisecond))
 
@@ -360,6 +410,87 @@ func TestAcceptancePythonDocs(t *testing.T) {
 		}
 	})
 
+	t.Run("large file with Range", func(t *testing.T) {
+		// Seeking in a large file: Range requests at offsets across it,
+		// each answered 206 with the published bytes, from the seeders.
+		o.resetCounts()
+		seeded.Store(0)
+		want := files[largeFile]
+		eval[bool](t, tab, jsHelpers)
+		var asked int64
+		for i, off := range seekOffsets(len(want)) {
+			end := min(off+seekLength, len(want)) - 1
+			d := eval[digest](t, tab, fmt.Sprintf(`hearthTest.digest(%q, {headers: {Range: 'bytes=%d-%d'}})`, "/"+largeFile, off, end))
+			wantRange := fmt.Sprintf("bytes %d-%d/%d", off, end, len(want))
+			if d.Status != 206 || d.Range != wantRange || d.Hash != sha(want[off:end+1]) {
+				t.Errorf("seek %d: bytes=%d-%d: status %d, Content-Range %q, %d bytes, hash %.12s; want 206, %q, %d bytes, %.12s",
+					i, off, end, d.Status, d.Range, d.Len, d.Hash, wantRange, end+1-off, sha(want[off:end+1]))
+			}
+			asked += int64(end + 1 - off)
+		}
+		ws := workerSums(t, tab)
+		originStatic := o.gateway.Load() + o.files.Load()
+		t.Logf("%d MiB file, %d seeks: %d bytes asked; seeders sent %d block bytes, the origin %d static bytes; worker: %+v",
+			len(want)>>20, len(seekOffsets(len(want))), asked, seeded.Load(), originStatic, ws)
+		if seeded.Load() < asked {
+			t.Errorf("the seeders sent %d bytes for %d bytes of ranges", seeded.Load(), asked)
+		}
+		if float64(originStatic) > 0.02*float64(asked) {
+			t.Errorf("the origin sent %d static bytes for %d bytes of ranges; requests: %v", originStatic, asked, o.requestLog())
+		}
+	})
+
+	t.Run("republished while open", func(t *testing.T) {
+		// The operator changes one page that the visitor has seen and
+		// republishes; the seeders replicate the new root. The next
+		// navigation shows the new page; its unchanged assets come from the
+		// worker's cache.
+		changed := maps.Clone(files)
+		changed[republishedPage] = bytes.Replace(files[republishedPage], []byte("<body>"), []byte("<body>\n"+republishedMarker), 1)
+		if bytes.Equal(changed[republishedPage], files[republishedPage]) {
+			t.Fatalf("%s has no <body> tag", republishedPage)
+		}
+		rec := o.publish(map[string][]byte{republishedPage: changed[republishedPage]})
+		files = changed
+		replicate(t, o.store.MemStore, replicas)
+		for _, s := range seeders {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.SetServing(ctx, true, rec.Root); err != nil {
+				t.Fatalf("announcing the new root: %v", err)
+			}
+			cancel()
+		}
+		o.resetCounts()
+		navigate(t, tab, o.URL+"/"+republishedPage)
+		if !eval[bool](t, tab, `document.getElementById('hearth-republished') !== null`) {
+			t.Errorf("%s: the page shown is not the republished one", republishedPage)
+		}
+		type report struct {
+			URL                 string
+			Peer, Origin, Cache int64
+		}
+		navReport(t, tab) // waits for the navigation's report
+		reports := eval[[]report](t, tab, `hearth.reports().map(r => ({URL: new URL(r.url).pathname, Peer: r.peer|0, Origin: r.origin|0, Cache: r.cache|0}))`)
+		checkDocPage(t, tab, files, republishedPage, false) // adds reports of its own
+		var assets int
+		for _, r := range reports {
+			if r.URL == "/"+republishedPage {
+				if r.Peer+r.Origin == 0 {
+					t.Errorf("the new page came from the cache: %+v", r)
+				}
+				continue
+			}
+			assets++
+			if r.Peer+r.Origin != 0 || r.Cache == 0 {
+				t.Errorf("unchanged asset %s not from the cache: %+v", r.URL, r)
+			}
+		}
+		if assets == 0 {
+			t.Errorf("no asset reports: %+v", reports)
+		}
+		t.Logf("new root seq %d: %d assets from the cache; origin sent %d static bytes", rec.Seq, assets, o.gateway.Load()+o.files.Load())
+	})
+
 	t.Run("origin down", func(t *testing.T) {
 		o.srv.CloseClientConnections()
 		o.srv.Close()
@@ -381,4 +512,105 @@ func TestAcceptancePythonDocs(t *testing.T) {
 		}
 	})
 	t.Logf("whole test: %v", time.Since(start).Round(time.Millisecond))
+}
+
+// peerPages are the pages of the peer tests, each navigated in turn.
+var peerPages = []string{"tutorial/datastructures.html", "library/string.html", "library/math.html", "library/random.html", "howto/sorting.html"}
+
+// TestAcceptancePeers is the rest of issue 7's acceptance suite on the
+// Python docs, with tab seeding on in the site's config:
+//
+//   - one seeder serving corrupt blocks beside an honest one: every page
+//     is right (DOM and bytes), the liar did send blocks, and the page
+//     agent has banned it;
+//   - the seeders stopped, a second browser (another profile, another
+//     service worker) visits the same pages: its blocks come from the
+//     first browser's tabs.
+func TestAcceptancePeers(t *testing.T) {
+	needBrowser(t)
+	needLAN(t)
+	if _, err := os.Stat(filepath.Join(pythonDocs, "index.html")); err != nil {
+		t.Skipf("no Python docs at %s (apt-get install python3-doc)", pythonDocs)
+	}
+	files := loadDocs(t, pythonDocs)
+	relayURL := startRelay(t)
+	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}, TabSeeding: true, UploadKiBps: 64 << 10})
+	root := o.origin.Feed().Latest().Root
+	var honestSent, liarSent atomic.Int64
+	honest := startSeeder(t, relayURL, o.site, countingGetter(copyStore(t, o.store.MemStore), &honestSent), root, false)
+	liar := startSeeder(t, relayURL, o.site, countingGetter(copyStore(t, o.store.MemStore), &liarSent), root, true)
+
+	// visit navigates the peer pages in a new tab of b, checks each, and
+	// returns the tab and what the worker reported.
+	visit := func(t *testing.T, b *browser, name string) (context.Context, byKind) {
+		tab := b.tab(name)
+		if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument,
+			page.AddScriptToEvaluateOnNewDocumentParams{Source: jsResourceErrors}); err != nil {
+			t.Fatalf("adding the error recorder: %v", err)
+		}
+		var sum byKind
+		for _, p := range peerPages {
+			navigate(t, tab, o.URL+"/"+p)
+			nav := navReport(t, tab)
+			ws := workerSums(t, tab)
+			sum.Peer, sum.Origin, sum.Cache = sum.Peer+ws.Peer, sum.Origin+ws.Origin, sum.Cache+ws.Cache
+			checkDocPage(t, tab, files, p, false)
+			t.Logf("%-28s navigation: %s", p, nav)
+		}
+		return tab, sum
+	}
+
+	first := newBrowser(t)
+	openTabWithAgent(t, first.ctx, o.URL+"/index.html")
+	waitFor(t, first.ctx, "the page agent to find both seeders", `hearth.agent.then(a => a.stats().peers >= 2)`, 30*time.Second)
+	firstTabs := []context.Context{first.ctx}
+
+	t.Run("corrupt seeder", func(t *testing.T) {
+		o.resetCounts()
+		visitor, sum := visit(t, first, "visitor")
+		firstTabs = append(firstTabs, visitor)
+		st := eval[map[string]any](t, first.ctx, `hearth.agent.then(a => a.stats())`)
+		t.Logf("worker: %+v; the honest seeder sent %d block bytes, the liar %d; origin static %d; agent: %v",
+			sum, honestSent.Load(), liarSent.Load(), o.gateway.Load()+o.files.Load(), st)
+		if liarSent.Load() == 0 {
+			t.Errorf("the lying seeder was never asked: the test proves nothing")
+		}
+		banned, _ := st["banned"].([]any)
+		found := false
+		for _, id := range banned {
+			found = found || id == liar.ID()
+		}
+		if !found {
+			t.Errorf("the lying seeder %s is not banned: banned %v", liar.ID(), banned)
+		}
+		for _, id := range banned {
+			if id == honest.ID() {
+				t.Errorf("the honest seeder is banned")
+			}
+		}
+	})
+
+	t.Run("tab seeding", func(t *testing.T) {
+		waitFor(t, first.ctx, "the first browser's tab to seed", `hearth.agent.then(a => a.stats().seeding === true)`, 30*time.Second)
+		_ = honest.Close()
+		_ = liar.Close()
+		second := newBrowser(t)
+		openTabWithAgent(t, second.ctx, o.URL+"/index.html")
+		o.resetCounts()
+		honestSent.Store(0)
+		_, sum := visit(t, second, "second-visitor")
+		originStatic := o.gateway.Load() + o.files.Load()
+		var out float64
+		for _, tab := range firstTabs {
+			out += eval[float64](t, tab, `hearth.agent.then(a => a.stats().bytesOut)`)
+		}
+		t.Logf("second browser's worker: %+v; origin static %d; the first browser's tabs sent %.0f bytes", sum, originStatic, out)
+		if sum.Peer == 0 || float64(originStatic) > 0.05*float64(sum.Peer+sum.Origin) {
+			t.Errorf("the second browser took %d bytes from peers, %d from the origin (origin sent %d): want ≥ 95%% from the first browser's tabs; requests: %v",
+				sum.Peer, sum.Origin, originStatic, o.requestLog())
+		}
+		if out < float64(sum.Peer) {
+			t.Errorf("the first browser's tabs sent %.0f bytes, less than the %d the second browser took from peers", out, sum.Peer)
+		}
+	})
 }

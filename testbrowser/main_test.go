@@ -18,7 +18,25 @@ import (
 const (
 	envInNetns = "HEARTH_TESTBROWSER_NETNS" // set inside the namespace
 	envAssets  = "HEARTH_TESTBROWSER_ASSETS"
+	envLAN     = "HEARTH_TESTBROWSER_LAN" // set when the namespace has its veth pair
 )
+
+// nsSetup brings the namespace's interfaces up: lo, and a veth pair with
+// private addresses (10.77.0.1, 10.77.0.2) so that Chromium, which gathers
+// no ICE candidate on loopback alone, has an interface to gather host
+// candidates on. Chromium offers candidates only on the interface of the
+// default route (it asks the kernel for the route to a public address),
+// hence the default route through the pair. Both ends stay inside the
+// namespace and forwarding is off: nothing leaves it.
+// Without veth support the browser-to-browser tests skip.
+const nsSetup = `ip link set lo up || exit 1
+if ip link add hearth0 type veth peer name hearth1 2>/dev/null &&
+   ip addr add 10.77.0.1/24 dev hearth0 && ip addr add 10.77.0.2/24 dev hearth1 &&
+   ip link set hearth0 up && ip link set hearth1 up &&
+   ip route add default via 10.77.0.2 dev hearth0; then
+  export ` + envLAN + `=1
+fi
+exec "$0" "$@"`
 
 // skipReason, when set, makes every browser test skip.
 var skipReason string
@@ -60,7 +78,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "testbrowser:", err)
 		return 1
 	}
-	args := append([]string{"--net", "--", "/bin/sh", "-c", `ip link set lo up && exec "$0" "$@"`, self}, os.Args[1:]...)
+	args := append([]string{"--net", "--", "/bin/sh", "-c", nsSetup, self}, os.Args[1:]...)
 	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), envInNetns+"=1", envAssets+"="+dir)
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = os.Stdout, os.Stderr, os.Stdin

@@ -163,9 +163,8 @@ func TestSwarmCorruptSeeder(t *testing.T) {
 
 // TestTabSeeding: a visitor who opted in (hearth.seed(true)) announces
 // their tab and serves what their worker cached, with an upload cap, to
-// another peer; here a native peer, because Chromium gathers no ICE
-// candidate at all in a loopback-only namespace, so two browsers cannot
-// connect here (a browser reaches a native peer that offers 127.0.0.1).
+// another peer, here a native one; then opts out and is withdrawn.
+// Browser to browser: TestTabSeedingBrowsers, TestAcceptancePeers.
 func TestTabSeeding(t *testing.T) {
 	needBrowser(t)
 	files, assets := pageSite(t, 20)

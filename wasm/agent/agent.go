@@ -247,12 +247,17 @@ func (a *agent) stats() js.Value {
 	m := map[string]any{"peers": a.peers, "seeding": a.seedOn, "bytesIn": float64(a.bytesIn.Load()), "error": a.lastErr}
 	if a.peer != nil {
 		conns := 0
+		var banned []any
 		for _, fp := range a.peer.Fetcher.Peers() {
 			if fp.Connected {
 				conns++
 			}
+			if fp.Banned {
+				banned = append(banned, fp.ID)
+			}
 		}
 		m["connected"] = conns
+		m["banned"] = banned
 		var out int64
 		if a.peer.Server != nil {
 			for _, s := range a.peer.Server.Stats() {

@@ -15,7 +15,7 @@
 //
 //	api.setPort(port)   the MessagePort to the active service worker
 //	api.seed(on)        tab seeding on or off
-//	api.stats()         {peers, connected, bytesIn, bytesOut, seeding, relay, error}
+//	api.stats()         {peers, connected, banned (peer IDs), bytesIn, bytesOut, seeding, relay, error}
 //	api.bye()           the page is going away
 //
 // The protocol on the port is agentproto's.

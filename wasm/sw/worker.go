@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -27,6 +28,12 @@ const maxClientRoots = 256
 // recentRecord is how old a fetched root record may be to serve a page the
 // worker did not see navigate.
 const recentRecord = 2 * time.Second
+
+// navHoldMax bounds the navigations read whole before their headers are
+// sent (while the departing page's agent can still serve them), in bytes;
+// larger ones stream, and fall over to the next source when that agent
+// goes.
+const navHoldMax = 8 << 20
 
 // worker holds the service worker's state.
 //
@@ -197,6 +204,21 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		end()
 		w.report(target, href, resp.Stats, false, nil)
 		return jsx.Global().Get("Response").New(js.Null(), init), nil
+	}
+	if navigate && method == "GET" && resp.Status == 200 && resp.Length <= navHoldMax && len(sources) > 1 {
+		// The departing page's agent serves this navigation, and goes
+		// away when the new page commits, which the response's headers
+		// start. So the body is read whole first, while that agent lives.
+		var buf bytes.Buffer
+		buf.Grow(int(resp.Length))
+		err := resp.WriteBody(ctx, &buf)
+		cancel()
+		end()
+		w.report(target, href, resp.Stats, false, err)
+		if err != nil {
+			return js.Null(), err // nothing sent yet: the network answers
+		}
+		return jsx.Global().Get("Response").New(jsx.Uint8Array(buf.Bytes()), init), nil
 	}
 	body := jsx.NewReadableStream(cancel, func(wr io.Writer) error {
 		return resp.WriteBody(ctx, wr)
