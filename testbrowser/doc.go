@@ -3,13 +3,23 @@
 // agent loading a site through the swarm, verified, with the origin as
 // fallback.
 //
-// The tests run inside a network namespace that has only loopback: TestMain
-// builds the wasm assets, then re-executes the test binary under
-// `unshare --net` and brings lo up, so that servers, seeders and Chromium
-// all live there and nothing leaves the host (DESIGN.md, "Facts about
+// The tests run inside a network namespace of their own: TestMain builds
+// the wasm assets, then re-executes the test binary under `unshare --net`,
+// brings lo up and adds a veth pair whose two ends both stay in the
+// namespace (10.77.0.1/24, 10.77.0.2/24, default route through it: Chromium
+// gathers ICE candidates only on the default route's interface, which two
+// browsers need to reach each other). Servers, seeders and Chromium all
+// live there and nothing leaves the host (DESIGN.md, "Facts about
 // dependencies"). Where unshare is not permitted or Chromium is missing,
-// the tests skip and say why.
+// the tests skip and say why; without veth, only the browser-to-browser
+// tests skip.
 //
-//	go test ./testbrowser/            # all browser tests
-//	go test -run TestSW ./testbrowser/
+// The acceptance suite (issue 7) is TestAcceptancePythonDocs and
+// TestAcceptancePeers, on Debian's python3-doc; BenchmarkPageLoad compares
+// page-load times through the swarm with the origin's, and
+// BenchmarkSeederToPage measures seeder → page transfers.
+//
+//	go test ./testbrowser/            # all browser tests (make test-browser)
+//	go test -run TestAcceptance ./testbrowser/
+//	go test -run '^$' -bench . -benchtime 3x ./testbrowser/   # make bench-browser
 package testbrowser
