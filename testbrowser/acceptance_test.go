@@ -291,6 +291,36 @@ func checkDocPage(t testing.TB, tab context.Context, files map[string][]byte, p 
 	return total
 }
 
+// recordLoadErrors makes every later document of the tab record the
+// elements that fail to load (jsResourceErrors), for checkDocPage.
+func recordLoadErrors(t testing.TB, tab context.Context) {
+	t.Helper()
+	if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument,
+		page.AddScriptToEvaluateOnNewDocumentParams{Source: jsResourceErrors}); err != nil {
+		t.Fatalf("adding the error recorder: %v", err)
+	}
+}
+
+// docVisit is one page navigated and checked.
+type docVisit struct {
+	loaded time.Duration // navigate → load event, as the test saw it
+	nav    string        // the worker's report on the navigation
+	worker byKind        // the worker's reports on the page's responses
+	used   int64         // site bytes the page used (checkDocPage)
+}
+
+// visitDocPage navigates tab to the site's page p at base and checks it
+// against files (checkDocPage).
+func visitDocPage(t testing.TB, tab context.Context, base string, files map[string][]byte, p string) docVisit {
+	t.Helper()
+	t0 := time.Now()
+	navigate(t, tab, base+"/"+p)
+	v := docVisit{loaded: time.Since(t0), nav: navReport(t, tab)}
+	v.worker = workerSums(t, tab)
+	v.used = checkDocPage(t, tab, files, p, false)
+	return v
+}
+
 // TestAcceptancePythonDocs is issue 7's acceptance suite on the Python
 // docs, served by an origin, a relay and two seeders (each with its own
 // replica of the blocks), all on loopback:
@@ -337,10 +367,7 @@ func TestAcceptancePythonDocs(t *testing.T) {
 	waitFor(t, agentTab, "the page agent to find both seeders", `hearth.agent.then(a => a.stats().peers >= 2)`, 30*time.Second)
 
 	tab := b.tab("visitor")
-	if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument,
-		page.AddScriptToEvaluateOnNewDocumentParams{Source: jsResourceErrors}); err != nil {
-		t.Fatalf("adding the error recorder: %v", err)
-	}
+	recordLoadErrors(t, tab)
 
 	// The first page installs the worker and fills nothing worth counting;
 	// from the second page on, every page is checked and the origin's
@@ -351,15 +378,10 @@ func TestAcceptancePythonDocs(t *testing.T) {
 	seeded.Store(0)
 	var used, peer, orig int64
 	for _, p := range acceptancePages[1:] {
-		t0 := time.Now()
-		navigate(t, tab, o.URL+"/"+p)
-		loaded := time.Since(t0)
-		nav := navReport(t, tab)
-		ws := workerSums(t, tab)
-		peer, orig = peer+ws.Peer, orig+ws.Origin
-		used += checkDocPage(t, tab, files, p, false)
+		v := visitDocPage(t, tab, o.URL, files, p)
+		peer, orig, used = peer+v.worker.Peer, orig+v.worker.Origin, used+v.used
 		t.Logf("%-28s loaded in %5v; origin static %d, seeders %d so far; navigation: %s",
-			p, loaded.Round(time.Millisecond), o.gateway.Load()+o.files.Load(), seeded.Load(), nav)
+			p, v.loaded.Round(time.Millisecond), o.gateway.Load()+o.files.Load(), seeded.Load(), v.nav)
 	}
 	originStatic, fromSeeders := o.gateway.Load()+o.files.Load(), seeded.Load()
 	t.Logf("pages 2-%d: %d site bytes used by the pages (cache included); worker took %d bytes from peers, %d from the origin; origin sent %d static bytes (gateway %d, files %d), records %d, client assets %d; seeders sent %d block bytes",
@@ -387,19 +409,11 @@ func TestAcceptancePythonDocs(t *testing.T) {
 		var used, peer, orig int64
 		for i, p := range freshTabPages {
 			ft := b.tab(fmt.Sprintf("fresh%d", i))
-			if _, err := chromedp.Call(ft, page.AddScriptToEvaluateOnNewDocument,
-				page.AddScriptToEvaluateOnNewDocumentParams{Source: jsResourceErrors}); err != nil {
-				t.Fatalf("adding the error recorder: %v", err)
-			}
-			t0 := time.Now()
-			navigate(t, ft, o.URL+"/"+p)
-			loaded := time.Since(t0)
-			nav := navReport(t, ft)
-			ws := workerSums(t, ft)
-			peer, orig = peer+ws.Peer, orig+ws.Origin
-			used += checkDocPage(t, ft, files, p, false)
+			recordLoadErrors(t, ft)
+			v := visitDocPage(t, ft, o.URL, files, p)
+			peer, orig, used = peer+v.worker.Peer, orig+v.worker.Origin, used+v.used
 			t.Logf("%-28s loaded in %5v in a new tab; origin static %d, seeders %d so far; navigation: %s",
-				p, loaded.Round(time.Millisecond), o.gateway.Load()+o.files.Load(), seeded.Load(), nav)
+				p, v.loaded.Round(time.Millisecond), o.gateway.Load()+o.files.Load(), seeded.Load(), v.nav)
 		}
 		originStatic, fromSeeders := o.gateway.Load()+o.files.Load(), seeded.Load()
 		share := 1 - float64(originStatic)/float64(max(peer+orig, originStatic, 1))
@@ -544,18 +558,12 @@ func TestAcceptancePeers(t *testing.T) {
 	// returns the tab and what the worker reported.
 	visit := func(t *testing.T, b *browser, name string) (context.Context, byKind) {
 		tab := b.tab(name)
-		if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument,
-			page.AddScriptToEvaluateOnNewDocumentParams{Source: jsResourceErrors}); err != nil {
-			t.Fatalf("adding the error recorder: %v", err)
-		}
+		recordLoadErrors(t, tab)
 		var sum byKind
 		for _, p := range peerPages {
-			navigate(t, tab, o.URL+"/"+p)
-			nav := navReport(t, tab)
-			ws := workerSums(t, tab)
-			sum.Peer, sum.Origin, sum.Cache = sum.Peer+ws.Peer, sum.Origin+ws.Origin, sum.Cache+ws.Cache
-			checkDocPage(t, tab, files, p, false)
-			t.Logf("%-28s navigation: %s", p, nav)
+			v := visitDocPage(t, tab, o.URL, files, p)
+			sum.Peer, sum.Origin, sum.Cache = sum.Peer+v.worker.Peer, sum.Origin+v.worker.Origin, sum.Cache+v.worker.Cache
+			t.Logf("%-28s navigation: %s", p, v.nav)
 		}
 		return tab, sum
 	}
