@@ -145,7 +145,7 @@ func TestSWGateway(t *testing.T) {
 		o.corruptGateway.Store(true)
 		defer o.corruptGateway.Store(false)
 		o.resetCounts()
-		before := eval[stats](t, tab, `hearth.stats()`)
+		before := settledStats(t, tab)
 		// A one-block file: the bad block is caught before the headers, and
 		// the worker passes the request to the origin's plain URL.
 		d := eval[digest](t, tab, `hearthTest.digest('/fresh1.txt')`)
@@ -165,7 +165,8 @@ func TestSWGateway(t *testing.T) {
 		waitFor(t, tab, "reports", fmt.Sprintf(`hearth.stats().responses >= %d`, before.Responses+2), 10*time.Second)
 		after := eval[stats](t, tab, `hearth.stats()`)
 		if after.OriginFailures-before.OriginFailures < 2 || after.Passthrough-before.Passthrough != 1 {
-			t.Errorf("stats before %+v after %+v: want 2 gateway failures, 1 pass-through", before, after)
+			t.Errorf("stats before %+v after %+v: want 2 gateway failures, 1 pass-through; last reports %s", before, after,
+				eval[string](t, tab, `JSON.stringify(hearth.reports().slice(-4))`))
 		}
 	})
 
@@ -234,4 +235,19 @@ func TestSWRoots(t *testing.T) {
 	if got := text(); got != "version two" {
 		t.Errorf("after a forged record: %q, want version two", got)
 	}
+}
+
+// settledStats returns the page's stats once no report has arrived for
+// 100 ms (at most 3 s): reports of earlier responses may still be on their
+// way, posted together a little after the responses.
+func settledStats(t testing.TB, tab context.Context) stats {
+	t.Helper()
+	return eval[stats](t, tab, `(async () => {
+	  let last = -1;
+	  for (let i = 0; i < 30 && hearth.stats().responses !== last; i++) {
+	    last = hearth.stats().responses;
+	    await new Promise(res => setTimeout(res, 100));
+	  }
+	  return hearth.stats();
+	})()`)
 }

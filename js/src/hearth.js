@@ -54,20 +54,28 @@
 
   if (!('serviceWorker' in navigator)) return;
 
+  const take = (m) => {
+    totals.responses++;
+    totals.cache += m.cache || 0;
+    totals.peer += m.peer || 0;
+    totals.origin += m.origin || 0;
+    totals.peerFailures += m.peerFailures || 0;
+    totals.originFailures += m.originFailures || 0;
+    if (m.passthrough) totals.passthrough++;
+    reports.push(m);
+    if (reports.length > 256) reports.shift();
+    emit('hearth:stats', Object.assign({ last: m }, totals));
+  };
+
   navigator.serviceWorker.addEventListener('message', (event) => {
     const m = event.data;
     if (!m || typeof m.type !== 'string') return;
-    if (m.type === 'hearth:stats') {
-      totals.responses++;
-      totals.cache += m.cache || 0;
-      totals.peer += m.peer || 0;
-      totals.origin += m.origin || 0;
-      totals.peerFailures += m.peerFailures || 0;
-      totals.originFailures += m.originFailures || 0;
-      if (m.passthrough) totals.passthrough++;
-      reports.push(m);
-      if (reports.length > 256) reports.shift();
-      emit('hearth:stats', Object.assign({ last: m }, totals));
+    if (m.type === 'hearth:stats-batch') {
+      // The worker posts a page's reports together, as JSON text.
+      let list = [];
+      try { list = JSON.parse(m.reports); } catch (e) { return; }
+      if (!Array.isArray(list)) return;
+      list.forEach(take);
       showStats();
     } else if (m.type === 'hearth:error') {
       emit('hearth:error', { reason: m.reason, detail: m.detail });

@@ -65,11 +65,31 @@ self.addEventListener('fetch', (event) => {
   if (req.mode === 'navigate' && !hearthBooted) return; // cold: see above
   event.respondWith(
     hearthBoot
-      .then(() => goHandleFetch(req, event.clientId, event.resultingClientId))
+      .then(() => new Promise((resolve, reject) => goHandleFetch(req, event.clientId, event.resultingClientId, resolve, reject)))
       .then((resp) => resp || fetch(req))
       .catch(() => fetch(req)),
   );
 });
+
+// Helpers Go calls, so that one call across the wasm boundary does what
+// would otherwise take one per property or per header.
+
+// hearthResponse builds a Response; headers is "name\nvalue\n..." .
+self.hearthResponse = (body, status, headers) => {
+  const h = new Headers();
+  const kv = headers ? headers.split('\n') : [];
+  for (let i = 0; i + 1 < kv.length; i += 2) h.append(kv[i], kv[i + 1]);
+  return new Response(body, { status, headers: h });
+};
+
+// hearthPutAll writes blocks to a Cache: keys[i] gets the bytes datas[i].
+// It resolves to the keys whose put failed, each with its error's name.
+self.hearthPutAll = (cache, keys, datas) =>
+  Promise.all(keys.map((k, i) => cache.put(k, new Response(datas[i])).then(() => null, (e) => [k, e && e.name ? e.name : String(e)])))
+    .then((r) => r.filter((x) => x !== null));
+
+// hearthPost posts msg to the client with this id, if it still exists.
+self.hearthPost = (id, msg) => self.clients.get(id).then((c) => c && c.postMessage(msg), () => {});
 
 self.addEventListener('message', (event) => {
   const source = event.source && event.source.id ? event.source.id : '';

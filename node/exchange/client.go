@@ -24,7 +24,7 @@ const defaultPeerRequests = 8
 // loop never blocks on a consumer: per-request credit bounds what it buffers.
 type clientConn struct {
 	peer string
-	c    Conn
+	c    *batchConn
 	log  *logx.Logger
 
 	mu       sync.Mutex
@@ -44,7 +44,7 @@ type clientConn struct {
 func newClientConn(peer string, c Conn, log *logx.Logger) *clientConn {
 	cc := &clientConn{
 		peer:    peer,
-		c:       c,
+		c:       newBatchConn(c),
 		log:     log,
 		streams: make(map[uint64]*stream),
 		nextID:  1,
@@ -59,7 +59,7 @@ func newClientConn(peer string, c Conn, log *logx.Logger) *clientConn {
 
 // sendSettings announces this side (a requester serves nothing).
 func (cc *clientConn) sendSettings(ctx context.Context) error {
-	b := appendMessage(nil, &message{Type: msgSettings, Version: Version})
+	b := appendMessage(nil, &message{Type: msgSettings, Version: Version, Features: localFeatures})
 	return cc.c.WriteMessage(ctx, b)
 }
 
@@ -114,10 +114,7 @@ func (cc *clientConn) readLoop() {
 			return
 		}
 		cc.lastRecv.Store(time.Now().UnixNano())
-		m, err := decodeMessage(b)
-		if err == nil {
-			err = cc.dispatch(&m)
-		}
+		err = eachMessage(b, cc.dispatch)
 		if err != nil {
 			cc.log.Debug("exchange: closing connection", "peer", cc.peer, "err", err)
 			cc.fail(err)
@@ -134,6 +131,9 @@ func (cc *clientConn) dispatch(m *message) error {
 		cc.mu.Lock()
 		cc.maxReqs = int(min(m.MaxRequests, 1024))
 		cc.mu.Unlock()
+		if m.Features&featureBatch != 0 {
+			cc.c.enable()
+		}
 		return nil
 	}
 	switch m.Type {

@@ -233,7 +233,7 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 		s:       s,
 		peer:    peer,
 		acct:    acct,
-		c:       c,
+		c:       newBatchConn(c),
 		reqs:    make(map[uint64]*serverReq),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		strikes: rate.NewLimiter(rate.Limit(float64(s.cfg.FloodLimit)/60), s.cfg.FloodLimit),
@@ -310,7 +310,7 @@ type serverConn struct {
 	s       *Server
 	peer    string
 	acct    *peerAccount
-	c       Conn
+	c       *batchConn
 	limiter *rate.Limiter // requests
 	strikes *rate.Limiter // busy answers
 
@@ -352,7 +352,7 @@ func (sc *serverConn) serve(parent context.Context) error {
 		_ = sc.c.Close()
 		sc.wg.Wait()
 	}()
-	settings := appendMessage(nil, &message{Type: msgSettings, Version: Version, MaxRequests: uint64(sc.s.cfg.MaxRequestsPerPeer)})
+	settings := appendMessage(nil, &message{Type: msgSettings, Version: Version, MaxRequests: uint64(sc.s.cfg.MaxRequestsPerPeer), Features: localFeatures})
 	if err := sc.c.WriteMessage(ctx, settings); err != nil {
 		return fmt.Errorf("sending settings to %s: %w", sc.peer, err)
 	}
@@ -364,10 +364,7 @@ func (sc *serverConn) serve(parent context.Context) error {
 			}
 			return fmt.Errorf("reading from %s: %w: %w", sc.peer, ErrClosed, err)
 		}
-		m, err := decodeMessage(b)
-		if err == nil {
-			err = sc.dispatch(ctx, &m)
-		}
+		err = eachMessage(b, func(m *message) error { return sc.dispatch(ctx, m) })
 		if err != nil {
 			sc.s.log.Debug("exchange: closing connection", "peer", sc.peer, "err", err)
 			return err
@@ -380,6 +377,9 @@ func (sc *serverConn) dispatch(ctx context.Context, m *message) error {
 	case msgSettings:
 		if m.Version != Version {
 			return fmt.Errorf("peer speaks version %d: %w", m.Version, ErrProtocol)
+		}
+		if m.Features&featureBatch != 0 {
+			sc.c.enable()
 		}
 		return nil
 	case msgRequest:

@@ -48,7 +48,16 @@ const (
 	msgEnd      msgType = 6 // server → requester: id, code, text; the request's last message
 	msgCredit   msgType = 7 // requester → server: id, bytes of block data it may send more
 	msgCancel   msgType = 8 // requester → server: id
+	msgBatch    msgType = 9 // both ways, to a peer that accepts it: messages (batch.go)
 )
+
+// Features a peer announces in SETTINGS (a bit set; absent is none).
+const (
+	featureBatch = 1 << 0 // it accepts BATCH messages
+)
+
+// localFeatures is what this implementation announces.
+const localFeatures = featureBatch
 
 func (t msgType) String() string {
 	switch t {
@@ -68,6 +77,8 @@ func (t msgType) String() string {
 		return "CREDIT"
 	case msgCancel:
 		return "CANCEL"
+	case msgBatch:
+		return "BATCH"
 	}
 	return fmt.Sprintf("type(%d)", byte(t))
 }
@@ -107,6 +118,7 @@ type message struct {
 
 	Version     uint64 // SETTINGS
 	MaxRequests uint64 // SETTINGS
+	Features    uint64 // SETTINGS: feature* bits (an optional last field)
 
 	Window uint64      // REQUEST: initial credit, bytes
 	Req    wireRequest // REQUEST
@@ -127,7 +139,8 @@ func appendMessage(b []byte, m *message) []byte {
 	b = append(b, byte(m.Type))
 	if m.Type == msgSettings {
 		b = binary.AppendUvarint(b, m.Version)
-		return binary.AppendUvarint(b, m.MaxRequests)
+		b = binary.AppendUvarint(b, m.MaxRequests)
+		return binary.AppendUvarint(b, m.Features)
 	}
 	b = binary.AppendUvarint(b, m.ID)
 	switch m.Type {
@@ -309,6 +322,9 @@ func decodeMessage(b []byte) (message, error) {
 	if m.Type == msgSettings {
 		m.Version = d.uvarint()
 		m.MaxRequests = d.uvarint()
+		if len(d.b) > 0 {
+			m.Features = d.uvarint()
+		}
 		// Later versions may append fields: ignore the rest.
 		return m, d.err
 	}

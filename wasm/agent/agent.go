@@ -423,14 +423,14 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 	}()
 	var batch []node.Block
 	size := 0
-	flush := func() error {
+	flush := func(last bool) error {
 		if len(batch) == 0 {
 			return nil
 		}
 		if err := r.spend(ctx, size); err != nil {
 			return err
 		}
-		msg, tr := agentproto.EncodeBlocks(r.id, batch)
+		msg, tr := agentproto.EncodeBlocks(r.id, batch, last)
 		post(r.port, msg, tr)
 		a.bytesIn.Add(int64(size))
 		for _, b := range batch {
@@ -441,17 +441,19 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 		batch, size = batch[:0], 0
 		return nil
 	}
-	g := &recentGetter{g: waitingGetter{h: a.hub, done: done, err: func() error { return ferr }, beforeWait: flush}}
+	g := &recentGetter{g: waitingGetter{h: a.hub, done: done, err: func() error { return ferr },
+		beforeWait: func() error { return flush(false) }}}
 	_, err := node.Walk(ctx, g, req, func(b node.Block) error {
 		batch = append(batch, b)
 		size += len(b.Data)
 		if size >= batchBytes {
-			return flush()
+			return flush(false)
 		}
 		return nil
 	})
+	last := err == nil && len(batch) > 0
 	if err == nil {
-		err = flush()
+		err = flush(true) // the last blocks carry the end
 	}
 	if ctx.Err() != nil {
 		return // cancelled: the worker needs no end
@@ -460,7 +462,9 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 		end(fmt.Errorf("%w", err))
 		return
 	}
-	end(nil)
+	if !last {
+		end(nil)
+	}
 }
 
 // failedAPI is the API of an agent that could not start: no peers ever.

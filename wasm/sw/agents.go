@@ -211,6 +211,9 @@ func (p *agentPort) handle(m js.Value) {
 			return
 		}
 		s.push(blocks)
+		if m.Get("end").Truthy() {
+			s.finish(io.EOF)
+		}
 	}
 }
 

@@ -47,6 +47,10 @@ const (
 	// worker's thread about a millisecond each, which responses in
 	// progress need more.
 	writeHoldMax = 2 * time.Second
+	// writeBatch and writeBatchBytes bound the blocks written with one
+	// call into JavaScript.
+	writeBatch      = 64
+	writeBatchBytes = 4 << 20
 )
 
 // blockCache is the worker's verified block cache (serve.Cache): Cache
@@ -75,6 +79,7 @@ type blockCache struct {
 	mem     map[string]*memEntry
 	memSize int64
 	dirty   bool
+	loaded  bool // index reconciled with Cache Storage: it lists all it holds
 }
 
 type queued struct {
@@ -176,6 +181,11 @@ func (c *blockCache) Get(ctx context.Context, k cid.Cid) ([]byte, error) {
 	if e, ok := c.index[ks]; ok {
 		e.used = c.tick
 		c.dirty = true
+	} else if c.loaded {
+		// The index lists every block Cache Storage holds once loaded:
+		// no need to ask it.
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%s: %w", k, node.ErrNotFound)
 	}
 	c.mu.Unlock()
 	store, _, err := c.handles(ctx)
@@ -327,7 +337,18 @@ func (c *blockCache) writeLoop(ctx context.Context) {
 		select {
 		case q := <-c.queue:
 			c.waitIdle(q.at)
-			c.write(ctx, q.b)
+			batch, size := []node.Block{q.b}, len(q.b.Data)
+		more:
+			for len(batch) < writeBatch && size < writeBatchBytes {
+				select {
+				case q := <-c.queue:
+					batch = append(batch, q.b)
+					size += len(q.b.Data)
+				default:
+					break more
+				}
+			}
+			c.write(ctx, batch, int64(size))
 			if !save.Stop() {
 				select {
 				case <-save.C:
@@ -350,13 +371,17 @@ func (c *blockCache) writeLoop(ctx context.Context) {
 	}
 }
 
-func (c *blockCache) write(ctx context.Context, b node.Block) {
-	ks := b.Cid.KeyString()
+// write stores blocks (size bytes in all) in Cache Storage, with one call
+// to the bootstrap's hearthPutAll.
+func (c *blockCache) write(ctx context.Context, blocks []node.Block, size int64) {
 	defer func() {
 		c.mu.Lock()
-		if d, ok := c.pending[ks]; ok {
-			c.pendSz -= int64(len(d))
-			delete(c.pending, ks)
+		for _, b := range blocks {
+			ks := b.Cid.KeyString()
+			if d, ok := c.pending[ks]; ok {
+				c.pendSz -= int64(len(d))
+				delete(c.pending, ks)
+			}
 		}
 		c.mu.Unlock()
 	}()
@@ -364,31 +389,52 @@ func (c *blockCache) write(ctx context.Context, b node.Block) {
 	if err != nil {
 		return
 	}
-	c.evict(ctx, int64(len(b.Data)))
-	resp := jsx.Global().Get("Response").New(jsx.Uint8Array(b.Data))
-	p, err := jsx.Try(func() js.Value { return store.Call("put", c.key(b.Cid), resp) })
+	c.evict(ctx, size)
+	keys := make([]any, len(blocks))
+	datas := make([]any, len(blocks))
+	for i, b := range blocks {
+		keys[i] = c.key(b.Cid)
+		datas[i] = jsx.Uint8Array(b.Data)
+	}
+	var failed js.Value
+	p, err := jsx.Try(func() js.Value { return jsx.Global().Call("hearthPutAll", store, js.ValueOf(keys), js.ValueOf(datas)) })
 	if err == nil {
-		_, err = jsx.Await(ctx, p)
+		failed, err = jsx.Await(ctx, p)
 	}
 	if err != nil {
-		if jsx.ErrorName(err) == "QuotaExceededError" {
-			// The browser gives less than configured: shrink to what fits.
-			c.mu.Lock()
-			c.limit = max(c.total*3/4, 1<<20)
-			c.mu.Unlock()
-			c.onError("cache-quota", err.Error())
-			c.evict(ctx, 0)
-		}
 		return
 	}
+	bad := make(map[string]bool, failed.Length())
+	quota := ""
+	for i := 0; i < failed.Length(); i++ {
+		f := failed.Index(i)
+		bad[jsx.String(f.Index(0))] = true
+		if name := jsx.String(f.Index(1)); name == "QuotaExceededError" {
+			quota = name
+		}
+	}
 	c.mu.Lock()
-	c.tick++
-	if _, ok := c.index[ks]; !ok {
-		c.index[ks] = &entry{size: int64(len(b.Data)), used: c.tick}
-		c.total += int64(len(b.Data))
+	for i, b := range blocks {
+		if bad[keys[i].(string)] {
+			continue
+		}
+		c.tick++
+		ks := b.Cid.KeyString()
+		if _, ok := c.index[ks]; !ok {
+			c.index[ks] = &entry{size: int64(len(b.Data)), used: c.tick}
+			c.total += int64(len(b.Data))
+		}
 	}
 	c.dirty = true
+	if quota != "" {
+		// The browser gives less than configured: shrink to what fits.
+		c.limit = max(c.total*3/4, 1<<20)
+	}
 	c.mu.Unlock()
+	if quota != "" {
+		c.onError("cache-quota", quota+": the browser refused to store more blocks")
+		c.evict(ctx, 0)
+	}
 }
 
 // evict deletes least recently used blocks until room more bytes fit.
@@ -518,6 +564,7 @@ func (c *blockCache) loadIndex(ctx context.Context) error {
 		c.total += e.size
 	}
 	c.tick = max(c.tick, maxUsed) + 1
+	c.loaded = true
 	var victims []js.Value
 	for _, o := range orphans {
 		_, indexed := c.index[o.key]

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -35,6 +36,10 @@ const recentRecord = 2 * time.Second
 // goes.
 const navHoldMax = 8 << 20
 
+// smallBody bounds the bodies read whole before their headers are sent, in
+// bytes (see fetch).
+const smallBody = 256 << 10
+
 // worker holds the service worker's state.
 //
 // Roots: a navigation fetches the site's root record (records.refresh) and
@@ -60,6 +65,8 @@ type worker struct {
 	mu          sync.Mutex
 	clientRoots map[string]*node.RootRecord
 	clientOrder []string
+	reports     map[string][]byte // by client ID: a JSON array being built
+	reportSoon  bool              // flushReports is scheduled
 }
 
 func newWorker(cfg *jsconfig.Config) *worker {
@@ -104,26 +111,40 @@ func (w *worker) ours(method, origin, path, cacheMode string) bool {
 	return false
 }
 
-// jsFetch is goHandleFetch.
+// jsFetch is goHandleFetch(request, clientId, resultingClientId, resolve,
+// reject): it settles the bootstrap's Promise with a Response, or with null
+// when the network should answer.
 func (w *worker) jsFetch(_ js.Value, args []js.Value) any {
-	if len(args) < 1 {
-		return js.Null()
+	if len(args) < 5 {
+		return nil
 	}
-	req := args[0]
-	var clientID, resultingID string
-	if len(args) > 1 {
-		clientID = jsx.String(args[1])
-	}
-	if len(args) > 2 {
-		resultingID = jsx.String(args[2])
-	}
-	return jsx.NewPromise(func() (any, error) {
+	req, resolve := args[0], args[3]
+	clientID, resultingID := jsx.String(args[1]), jsx.String(args[2])
+	go func() { // owned by the request: ends when the Promise is settled
 		v, err := w.fetch(req, clientID, resultingID)
 		if err != nil {
-			return js.Null(), nil // the network answers instead
+			v = js.Null() // the network answers instead
 		}
-		return v, nil
-	})
+		resolve.Invoke(v)
+	}()
+	return nil
+}
+
+// newResponse builds a Response through the bootstrap's hearthResponse,
+// with the headers in one string (a value never holds a newline: serve
+// writes them all, and Location is a URL).
+func newResponse(body js.Value, status int, header [][2]string) js.Value {
+	var b strings.Builder
+	for _, kv := range header {
+		if strings.ContainsAny(kv[0], "\n\r") || strings.ContainsAny(kv[1], "\n\r") {
+			continue
+		}
+		b.WriteString(kv[0])
+		b.WriteByte('\n')
+		b.WriteString(kv[1])
+		b.WriteByte('\n')
+	}
+	return jsx.Global().Call("hearthResponse", body, status, b.String())
 }
 
 // jsHeaders adapts a JS Headers object to serve.Header.
@@ -190,25 +211,28 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		w.report(target, href, st, true, nil)
 		return js.Null(), err
 	}
-	headers := jsx.Global().Get("Headers").New()
-	for _, kv := range resp.Header {
+	for i, kv := range resp.Header {
 		if kv[0] == "Location" {
-			kv[1] = jsx.Global().Get("URL").New(kv[1], u).Get("href").String()
+			resp.Header[i][1] = jsx.Global().Get("URL").New(kv[1], u).Get("href").String()
 		}
-		headers.Call("append", kv[0], kv[1])
 	}
-	init := jsx.Object(map[string]any{"status": resp.Status, "headers": headers})
 	if !resp.HasBody() || method == "HEAD" {
 		resp.Close()
 		cancel()
 		end()
 		w.report(target, href, resp.Stats, false, nil)
-		return jsx.Global().Get("Response").New(js.Null(), init), nil
+		return newResponse(js.Null(), resp.Status, resp.Header), nil
 	}
-	if navigate && method == "GET" && resp.Status == 200 && resp.Length <= navHoldMax && len(sources) > 1 {
-		// The departing page's agent serves this navigation, and goes
-		// away when the new page commits, which the response's headers
-		// start. So the body is read whole first, while that agent lives.
+	// Bodies read whole before the headers go out: a navigation the
+	// departing page's agent serves (that agent goes away when the new
+	// page commits, which the headers start), and any small body (a
+	// ReadableStream costs the worker more than the wait; and a source
+	// failing midway then falls over to the network, not to a cut body).
+	hold := resp.Length <= smallBody
+	if navigate && resp.Status == 200 && resp.Length <= navHoldMax && len(sources) > 1 {
+		hold = true
+	}
+	if hold {
 		var buf bytes.Buffer
 		buf.Grow(int(resp.Length))
 		err := resp.WriteBody(ctx, &buf)
@@ -218,7 +242,7 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		if err != nil {
 			return js.Null(), err // nothing sent yet: the network answers
 		}
-		return jsx.Global().Get("Response").New(jsx.Uint8Array(buf.Bytes()), init), nil
+		return newResponse(jsx.Uint8Array(buf.Bytes()), resp.Status, resp.Header), nil
 	}
 	body := jsx.NewReadableStream(cancel, func(wr io.Writer) error {
 		return resp.WriteBody(ctx, wr)
@@ -227,7 +251,7 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		end()
 		w.report(target, href, resp.Stats, false, err)
 	})
-	return jsx.Global().Get("Response").New(body, init), nil
+	return newResponse(body, resp.Status, resp.Header), nil
 }
 
 func (w *worker) setClientRoot(id string, rec *node.RootRecord) {
@@ -252,11 +276,14 @@ func (w *worker) clientRoot(id string) *node.RootRecord {
 // acceptRecord takes a root record a page agent received from the relay.
 func (w *worker) acceptRecord(b []byte) { w.recs.offer(context.Background(), b) }
 
-// report posts a response's stats to the page that made the request:
+// report queues a response's stats for the page that made the request;
+// while other responses are in progress, the reports of a page are posted
+// together, reportDelay after the first (a page of 200 files would
+// otherwise cost the worker 200 posts):
 //
-//	{type: "hearth:stats", url, cache, peer, origin, peerFailures,
-//	 originFailures, sourceError, passthrough, error, recordMs, headersMs,
-//	 firstByteMs, doneMs}
+//	{type: "hearth:stats-batch", reports: JSON text of [{url, cache, peer,
+//	 origin, peerFailures, originFailures, sourceError, passthrough, error,
+//	 recordMs, headersMs, firstByteMs, doneMs}, ...]}
 //
 // bytes by source (see serve.Stats); the last source failure's text;
 // passthrough when the network answered;
@@ -268,30 +295,77 @@ func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool,
 	if clientID == "" {
 		return
 	}
-	m := map[string]any{"type": "hearth:stats", "url": url, "passthrough": passthrough}
+	r := statsReport{URL: url, Passthrough: passthrough}
 	if st != nil {
 		s := st.Snapshot()
-		m["cache"], m["peer"], m["origin"] = float64(s.Cache), float64(s.Peer), float64(s.Origin)
-		m["peerFailures"], m["originFailures"] = s.PeerFailures, s.OriginFailed
+		r.Cache, r.Peer, r.Origin = s.Cache, s.Peer, s.Origin
+		r.PeerFailures, r.OriginFailures = s.PeerFailures, s.OriginFailed
+		r.SourceError = s.LastError
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		if s.LastError != "" {
-			m["sourceError"] = s.LastError
-		}
-		m["recordMs"], m["headersMs"], m["firstByteMs"], m["doneMs"] = ms(st.RecordTime), ms(s.Headers), ms(s.FirstByte), ms(s.Done)
+		r.RecordMs, r.HeadersMs, r.FirstByteMs, r.DoneMs = ms(st.RecordTime), ms(s.Headers), ms(s.FirstByte), ms(s.Done)
 	}
 	if bodyErr != nil && !errors.Is(bodyErr, context.Canceled) {
-		m["error"] = bodyErr.Error()
+		r.Error = bodyErr.Error()
 	}
-	msg := jsx.Object(m)
-	go func() { // owned by the message: ends when the post is done
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := jsx.Await(ctx, jsx.Global().Get("clients").Call("get", clientID))
-		if err != nil || c.IsUndefined() || c.IsNull() {
-			return
-		}
-		_, _ = jsx.Try(func() js.Value { return c.Call("postMessage", msg) })
-	}()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reports == nil {
+		w.reports = make(map[string][]byte)
+	}
+	q := w.reports[clientID]
+	if q == nil {
+		q = append(q, '[')
+	} else {
+		q = append(q, ',')
+	}
+	w.reports[clientID] = append(q, b...)
+	if w.cache.active.Load() == 0 {
+		// No other response in progress: nothing to wait for.
+		go w.flushReports() // owned by the reports: ends when posted
+		return
+	}
+	if !w.reportSoon {
+		w.reportSoon = true
+		time.AfterFunc(reportDelay, w.flushReports)
+	}
+}
+
+// reportDelay is how long a report waits for others to the same page.
+const reportDelay = 10 * time.Millisecond
+
+// statsReport is one response's report (see report).
+type statsReport struct {
+	URL            string  `json:"url"`
+	Cache          int64   `json:"cache"`
+	Peer           int64   `json:"peer"`
+	Origin         int64   `json:"origin"`
+	PeerFailures   int     `json:"peerFailures"`
+	OriginFailures int     `json:"originFailures"`
+	SourceError    string  `json:"sourceError,omitempty"`
+	Passthrough    bool    `json:"passthrough"`
+	Error          string  `json:"error,omitempty"`
+	RecordMs       float64 `json:"recordMs"`
+	HeadersMs      float64 `json:"headersMs"`
+	FirstByteMs    float64 `json:"firstByteMs"`
+	DoneMs         float64 `json:"doneMs"`
+}
+
+// flushReports posts the queued reports, one message per page.
+func (w *worker) flushReports() {
+	w.mu.Lock()
+	queued := w.reports
+	w.reports = nil
+	w.reportSoon = false
+	w.mu.Unlock()
+	for id, q := range queued {
+		q = append(q, ']')
+		msg := jsx.Object(map[string]any{"type": "hearth:stats-batch", "reports": string(q)})
+		_, _ = jsx.Try(func() js.Value { return jsx.Global().Call("hearthPost", id, msg) })
+	}
 }
 
 // notifyError posts {type: "hearth:error", reason, detail} to every

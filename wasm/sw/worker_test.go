@@ -83,9 +83,14 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 					blocks = append(blocks, b)
 					return nil
 				})
-				for _, b := range blocks {
-					msg, tr := agentproto.EncodeBlocks(id, []node.Block{b})
+				for i, b := range blocks {
+					// The last blocks carry the end, as the agent sends them.
+					last := err == nil && i == len(blocks)-1
+					msg, tr := agentproto.EncodeBlocks(id, []node.Block{b}, last)
 					p.Call("postMessage", msg, tr)
+				}
+				if err == nil && len(blocks) > 0 {
+					return
 				}
 				end := map[string]any{"id": float64(id)}
 				if err != nil {

@@ -19,8 +19,10 @@
 //
 //	{t: "status", peers}    how many peers the agent is connected to; the
 //	                        worker asks only agents with peers.
-//	{t: "blocks", id, cids: [ArrayBuffer], data: [ArrayBuffer]}
-//	                        the next blocks of the answer, in traversal order.
+//	{t: "blocks", id, cids: [ArrayBuffer], data: [ArrayBuffer], end}
+//	                        the next blocks of the answer, in traversal order;
+//	                        end (optional, true) makes it the last message,
+//	                        as a successful "end" would.
 //	{t: "end", id, err}     the answer is complete (err absent) or failed.
 //	{t: "record", rec}      a root record's wire form, from the relay; the
 //	                        worker verifies it like one from the origin.
@@ -94,8 +96,8 @@ func DecodeRequest(v js.Value) (id uint64, req node.Request, credit int, err err
 }
 
 // EncodeBlocks returns a "blocks" message and the list of its buffers to
-// transfer.
-func EncodeBlocks(id uint64, blocks []node.Block) (msg, transfer js.Value) {
+// transfer; last marks the answer complete.
+func EncodeBlocks(id uint64, blocks []node.Block, last bool) (msg, transfer js.Value) {
 	cids := make([]any, len(blocks))
 	data := make([]any, len(blocks))
 	tr := make([]any, 0, 2*len(blocks))
@@ -106,6 +108,9 @@ func EncodeBlocks(id uint64, blocks []node.Block) (msg, transfer js.Value) {
 		tr = append(tr, cids[i], data[i])
 	}
 	msg = jsx.Object(map[string]any{"t": TypeBlocks, "id": float64(id), "cids": cids, "data": data})
+	if last {
+		msg.Set("end", true)
+	}
 	return msg, js.ValueOf(tr)
 }
 
