@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthcdn/hearth/internal/logx"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -180,7 +181,7 @@ func TestBatchedFetch(t *testing.T) {
 	ca := &countingConn{Conn: a}
 	srv := newTestServer(t, st, ServerConfig{})
 	go func() { _ = srv.ServeConn(context.Background(), "requester", b) }()
-	cc := newClientConn("server", ca, testLogger(t))
+	cc := newClientConn("server", ca, logx.Discard())
 	defer cc.close(nil)
 	if err := cc.sendSettings(ctx(t)); err != nil {
 		t.Fatal(err)
