@@ -95,7 +95,7 @@ self.addEventListener('message', (event) => {
   const source = event.source && event.source.id ? event.source.id : '';
   const ports = event.ports ? Array.from(event.ports) : [];
   if (event.data && event.data.type === 'hearth:boot-time') {
-    hearthBoot.then(() => event.source && event.source.postMessage({ type: 'hearth:boot-time', ms: self.hearthBootMs, compileMs: self.hearthCompileMs }));
+    hearthBoot.then(() => event.source && event.source.postMessage({ type: 'hearth:boot-time', ms: self.hearthBootMs, compileMs: self.hearthCompileMs, mainMs: self.hearthMainAt - hearthBootStart }));
     return;
   }
   hearthBoot.then(() => goHandleMessage(event.data, ports, source)).catch(() => {});

@@ -26,6 +26,7 @@ import (
 
 func main() {
 	g := jsx.Global()
+	g.Set("hearthMainAt", g.Get("performance").Call("now")) // boot timing: Go's runtime and package init are done
 	cfg, err := configFrom(g.Get("hearthConfig"))
 	if err != nil {
 		// Without a configuration every request passes through.
