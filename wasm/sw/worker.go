@@ -5,13 +5,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall/js"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hearthcdn/hearth/js/jsconfig"
 	"github.com/hearthcdn/hearth/node"
@@ -307,10 +308,7 @@ func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool,
 	if bodyErr != nil && !errors.Is(bodyErr, context.Canceled) {
 		r.Error = bodyErr.Error()
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return
-	}
+	b := r.appendJSON(nil)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.reports == nil {
@@ -339,19 +337,68 @@ const reportDelay = 10 * time.Millisecond
 
 // statsReport is one response's report (see report).
 type statsReport struct {
-	URL            string  `json:"url"`
-	Cache          int64   `json:"cache"`
-	Peer           int64   `json:"peer"`
-	Origin         int64   `json:"origin"`
-	PeerFailures   int     `json:"peerFailures"`
-	OriginFailures int     `json:"originFailures"`
-	SourceError    string  `json:"sourceError,omitempty"`
-	Passthrough    bool    `json:"passthrough"`
-	Error          string  `json:"error,omitempty"`
-	RecordMs       float64 `json:"recordMs"`
-	HeadersMs      float64 `json:"headersMs"`
-	FirstByteMs    float64 `json:"firstByteMs"`
-	DoneMs         float64 `json:"doneMs"`
+	URL                          string
+	Cache, Peer, Origin          int64
+	PeerFailures, OriginFailures int
+	SourceError, Error           string // omitted when ""
+	Passthrough                  bool
+	RecordMs, HeadersMs          float64
+	FirstByteMs, DoneMs          float64
+}
+
+// appendJSON appends r as a JSON object (RFC 8259). It is written out, not
+// reflected, to keep encoding/json's encoder out of the worker's binary.
+func (r *statsReport) appendJSON(b []byte) []byte {
+	b = append(b, `{"url":`...)
+	b = appendJSONString(b, r.URL)
+	for _, f := range []struct {
+		k string
+		v int64
+	}{{"cache", r.Cache}, {"peer", r.Peer}, {"origin", r.Origin},
+		{"peerFailures", int64(r.PeerFailures)}, {"originFailures", int64(r.OriginFailures)}} {
+		b = append(b, `,"`...)
+		b = append(b, f.k...)
+		b = append(b, `":`...)
+		b = strconv.AppendInt(b, f.v, 10)
+	}
+	for _, f := range []struct{ k, v string }{{"sourceError", r.SourceError}, {"error", r.Error}} {
+		if f.v != "" {
+			b = append(b, `,"`...)
+			b = append(b, f.k...)
+			b = append(b, `":`...)
+			b = appendJSONString(b, f.v)
+		}
+	}
+	b = append(b, `,"passthrough":`...)
+	b = strconv.AppendBool(b, r.Passthrough)
+	for _, f := range []struct {
+		k string
+		v float64
+	}{{"recordMs", r.RecordMs}, {"headersMs", r.HeadersMs}, {"firstByteMs", r.FirstByteMs}, {"doneMs", r.DoneMs}} {
+		b = append(b, `,"`...)
+		b = append(b, f.k...)
+		b = append(b, `":`...)
+		b = strconv.AppendFloat(b, f.v, 'f', -1, 64)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
 
 // flushReports posts the queued reports, one message per page.

@@ -194,3 +194,21 @@ func TestRequestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestReportJSON: a report is JSON that JavaScript parses back to the same
+// values, whatever its strings hold.
+func TestReportJSON(t *testing.T) {
+	r := statsReport{URL: "https://x/a\"b\\c\n\x01é\xff", Cache: 1, Peer: 1 << 40, Origin: 3, PeerFailures: 4,
+		OriginFailures: 5, SourceError: "bad\tblock", Passthrough: true, RecordMs: 1.5, DoneMs: 0.001}
+	v, err := jsx.Try(func() js.Value { return jsx.Global().Get("JSON").Call("parse", string(r.appendJSON(nil))) })
+	if err != nil {
+		t.Fatalf("%s: %v", r.appendJSON(nil), err)
+	}
+	if got := v.Get("url").String(); got != "https://x/a\"b\\c\n\x01é\uFFFD" {
+		t.Errorf("url %q", got)
+	}
+	if v.Get("peer").Float() != 1<<40 || v.Get("originFailures").Int() != 5 || !v.Get("passthrough").Bool() ||
+		v.Get("sourceError").String() != "bad\tblock" || !v.Get("error").IsUndefined() || v.Get("doneMs").Float() != 0.001 {
+		t.Errorf("parsed %s", jsx.Global().Get("JSON").Call("stringify", v).String())
+	}
+}
