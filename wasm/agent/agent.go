@@ -197,8 +197,14 @@ func (a *agent) setPeers(n int) {
 	port := a.port
 	a.mu.Unlock()
 	if changed && !port.IsUndefined() {
-		post(port, agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": n}))
+		post(port, statusMsg(n))
 	}
+}
+
+// statusMsg is the "status" message: the peer count, and that this agent
+// reads "want".
+func statusMsg(peers int) js.Value {
+	return agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": peers, "want": true})
 }
 
 // post sends a message, ignoring a closed port.
@@ -292,7 +298,7 @@ func (a *agent) setPort(port js.Value) {
 	for _, r := range old {
 		r.cancel()
 	}
-	post(port, agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": n}))
+	post(port, statusMsg(n))
 }
 
 // handle processes one message from the worker; called from a JS callback.
@@ -301,6 +307,29 @@ func (a *agent) handle(port, m js.Value) {
 		return
 	}
 	switch jsx.String(m.Get("t")) {
+	case agentproto.TypeWant:
+		id, cids, err := agentproto.DecodeWant(m)
+		if err != nil {
+			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
+			return
+		}
+		a.mu.Lock()
+		p := a.peer
+		busy := len(a.reqs) >= maxRequests
+		var r *request
+		if p != nil && !busy {
+			ctx, cancel := context.WithCancel(a.ctx)
+			r = &request{id: id, port: port, cancel: cancel, wake: make(chan struct{}, 1)}
+			a.reqs[id] = r
+			go func() { // owned by the request: cancel ends it
+				defer cancel()
+				a.serveWant(ctx, p, r, cids)
+			}()
+		}
+		a.mu.Unlock()
+		if r == nil {
+			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": "agent not connected or busy"}))
+		}
 	case agentproto.TypeRequest:
 		id, req, credit, err := agentproto.DecodeRequest(m)
 		if err != nil {
@@ -465,6 +494,77 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 	if !last {
 		end(nil)
 	}
+}
+
+// serveWant answers a "want": the Fetcher fetches the blocks as one list,
+// spread over peers (each verified), and each is passed on as soon as it
+// is in the hub, whatever the order; the last message says end.
+func (a *agent) serveWant(ctx context.Context, p *swarm.Peer, r *request, cids []cid.Cid) {
+	defer func() {
+		a.mu.Lock()
+		if a.reqs[r.id] == r {
+			delete(a.reqs, r.id)
+		}
+		a.mu.Unlock()
+	}()
+	if p.Fetcher == nil {
+		post(r.port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(r.id), "err": errNoPeer.Error()}))
+		return
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var ferr error
+	go func() { // owned by serveWant: stopped and waited for below
+		defer close(done)
+		ferr = p.Fetcher.FetchBlocks(fctx, cids)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	pending := make(map[string]cid.Cid, len(cids))
+	for _, c := range cids {
+		pending[c.KeyString()] = c
+	}
+	finished := false
+	for len(pending) > 0 {
+		arrived := a.hub.waiter()
+		var batch []node.Block
+		size := 0
+		for k, c := range pending {
+			if d, err := a.hub.Get(ctx, c); err == nil {
+				batch = append(batch, node.Block{Cid: c, Data: d})
+				size += len(d)
+				delete(pending, k)
+			}
+		}
+		if len(batch) > 0 {
+			msg, tr := agentproto.EncodeBlocks(r.id, batch, len(pending) == 0)
+			post(r.port, msg, tr)
+			a.bytesIn.Add(int64(size))
+			for _, b := range batch {
+				_ = a.hub.Delete(ctx, b.Cid) // the worker caches it now
+			}
+		}
+		if len(pending) == 0 || finished {
+			break
+		}
+		select {
+		case <-arrived:
+		case <-done:
+			finished = true // one more look, then end
+		case <-ctx.Done():
+			return // cancelled: the worker needs no end
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	err := fmt.Errorf("peers did not send %d of %d blocks", len(pending), len(cids))
+	if ferr != nil {
+		err = fmt.Errorf("%w: %w", err, ferr)
+	}
+	post(r.port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(r.id), "err": err.Error()}))
 }
 
 // failedAPI is the API of an agent that could not start: no peers ever.

@@ -11,6 +11,8 @@ import (
 	"syscall/js"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
+
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/wasm/internal/agentproto"
 	"github.com/hearthcdn/hearth/wasm/internal/jsx"
@@ -28,6 +30,13 @@ const (
 	// their turn here, before their deadline starts, rather than queue in
 	// the agent and miss it (a page of 200 small files asks at once).
 	agentInFlight = 32
+	// wantMax bounds the blocks one "want" names; wantDelay is how long a
+	// wanted block waits for others when the agent was asked within
+	// wantBusy before (an idle agent is asked at once).
+	wantMax   = 32
+	wantsOut  = 4 // "want" messages in flight to one agent; more wait here
+	wantDelay = time.Millisecond
+	wantBusy  = 5 * time.Millisecond
 )
 
 // errAgentTimeout: a page agent did not answer within the deadline (its
@@ -62,9 +71,18 @@ type agentPort struct {
 
 	mu      sync.Mutex
 	peers   int
+	wantOK  bool // the agent reads "want"
 	dead    bool
 	suspect bool // missed a deadline, silent since
 	streams map[uint64]*agentStream
+
+	// Wanted single blocks (see want): the streams waiting for each, by
+	// CID key; those not yet asked for; what each "want" asked.
+	waiting  map[string][]*agentStream
+	unasked  []cid.Cid
+	wants    map[uint64][]cid.Cid
+	wantDue  bool
+	wantSent time.Time
 }
 
 var _ serve.Source = (*agentPort)(nil)
@@ -160,10 +178,17 @@ func (p *agentPort) kill(cause error) {
 	p.dead = true
 	streams := p.streams
 	p.streams = map[uint64]*agentStream{}
+	waiting := p.waiting
+	p.waiting, p.unasked, p.wants = nil, nil, nil
 	p.mu.Unlock()
 	p.a.remove(p)
 	for _, s := range streams {
 		s.finish(cause)
+	}
+	for _, ss := range waiting {
+		for _, s := range ss {
+			s.finish(cause)
+		}
 	}
 	p.port.Set("onmessage", js.Null())
 	_, _ = jsx.Try(func() js.Value { return p.port.Call("close") })
@@ -182,6 +207,7 @@ func (p *agentPort) handle(m js.Value) {
 	case agentproto.TypeStatus:
 		p.mu.Lock()
 		p.peers = m.Get("peers").Int()
+		p.wantOK = m.Get("want").Truthy()
 		p.mu.Unlock()
 	case agentproto.TypeBye:
 		p.kill(errors.New("agent said bye"))
@@ -193,7 +219,12 @@ func (p *agentPort) handle(m js.Value) {
 		id := uint64(m.Get("id").Float())
 		p.mu.Lock()
 		s := p.streams[id]
+		_, isWant := p.wants[id]
 		p.mu.Unlock()
+		if isWant {
+			p.wanted(id, m)
+			return
+		}
 		if s == nil {
 			return // cancelled
 		}
@@ -219,8 +250,17 @@ func (p *agentPort) handle(m js.Value) {
 
 func (p *agentPort) Kind() serve.Kind { return serve.FromPeer }
 
-// Open sends the request to the agent, once one of its slots is free.
+// Open sends the request to the agent, once one of its slots is free. A
+// request for a single raw block goes in a "want" with others (see want).
 func (p *agentPort) Open(ctx context.Context, req node.Request) (serve.Stream, error) {
+	if req.Root.Prefix().Codec == node.CodecRaw && len(req.Path) == 0 {
+		p.mu.Lock()
+		ok := p.wantOK
+		p.mu.Unlock()
+		if ok {
+			return p.want(ctx, req.Root)
+		}
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -258,6 +298,8 @@ type agentStream struct {
 	timeout time.Duration
 	wake    chan struct{} // capacity 1
 	release func()        // gives the agent's slot back, once
+	wantKey string        // the wanted block's CID key, for a want's stream
+	asked   bool          // a want's stream: the agent was asked (under mu)
 
 	mu     sync.Mutex
 	queue  []node.Block
@@ -304,8 +346,13 @@ func (s *agentStream) Next() (node.Block, error) {
 		d *= 4
 	}
 	s.mu.Unlock()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	var timer *time.Timer
+	var expired <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		s.mu.Lock()
 		if len(s.queue) > 0 {
@@ -332,15 +379,26 @@ func (s *agentStream) Next() (node.Block, error) {
 			s.mu.Unlock()
 			return node.Block{}, err
 		}
+		// A wanted block's deadline starts when the agent is asked for it.
+		started := s.wantKey == "" || s.asked
 		s.mu.Unlock()
+		if started && timer == nil {
+			timer = time.NewTimer(d)
+			expired = timer.C
+		}
 		select {
 		case <-s.wake:
 		case <-s.ctx.Done():
 			return node.Block{}, s.ctx.Err()
-		case <-timer.C:
+		case <-expired:
 			s.p.mu.Lock()
 			s.p.suspect = true
 			s.p.mu.Unlock()
+			if s.wantKey != "" {
+				// The agent's other wanted blocks would wait behind this
+				// one: they all go to the next source now.
+				s.p.failWants(errAgentTimeout)
+			}
 			return node.Block{}, errAgentTimeout
 		}
 	}
@@ -358,6 +416,12 @@ func (s *agentStream) Close() error {
 	s.end = io.EOF
 	s.queue = nil
 	s.mu.Unlock()
+	if s.wantKey != "" {
+		if !ended {
+			s.p.unwant(s)
+		}
+		return nil
+	}
 	s.p.mu.Lock()
 	delete(s.p.streams, s.id)
 	s.p.mu.Unlock()
@@ -368,4 +432,176 @@ func (s *agentStream) Close() error {
 		})
 	}
 	return nil
+}
+
+// want asks the agent for one raw block: whatever the request's scope and
+// range, its answer is that block. Blocks wanted at about the same time go
+// to the agent together, as one "want" of up to wantMax CIDs, which it
+// fetches as one list (a page of 200 small files costs a handful of
+// requests, not 200). Streams waiting for the same block share it.
+func (p *agentPort) want(ctx context.Context, c cid.Cid) (serve.Stream, error) {
+	s := &agentStream{p: p, ctx: ctx, timeout: p.a.timeout, wake: make(chan struct{}, 1), release: func() {}, wantKey: c.KeyString()}
+	p.mu.Lock()
+	if p.dead {
+		p.mu.Unlock()
+		return nil, errors.New("page agent gone")
+	}
+	if p.waiting == nil {
+		p.waiting = make(map[string][]*agentStream)
+		p.wants = make(map[uint64][]cid.Cid)
+	}
+	first := len(p.waiting[s.wantKey]) == 0
+	if !first { // shares that block's want
+		q := p.waiting[s.wantKey][0]
+		q.mu.Lock()
+		s.asked = q.asked
+		q.mu.Unlock()
+	}
+	p.waiting[s.wantKey] = append(p.waiting[s.wantKey], s)
+	if first {
+		p.unasked = append(p.unasked, c)
+	}
+	schedule := first && !p.wantDue
+	busy := time.Since(p.wantSent) < wantBusy
+	full := len(p.unasked) >= wantMax
+	if schedule {
+		p.wantDue = true
+	}
+	p.mu.Unlock()
+	switch {
+	case full:
+		p.sendWants()
+	case schedule && busy:
+		time.AfterFunc(wantDelay, p.sendWants)
+	case schedule:
+		p.sendWants()
+	}
+	return s, nil
+}
+
+// sendWants posts the blocks not yet asked for, wantMax per "want", while
+// fewer than wantsOut are in flight; the streams' deadlines start then.
+func (p *agentPort) sendWants() {
+	p.mu.Lock()
+	p.wantDue = false
+	p.wantSent = time.Now()
+	var msgs []js.Value
+	var asked []*agentStream
+	for len(p.unasked) > 0 && len(p.wants) < wantsOut && !p.dead {
+		n := min(len(p.unasked), wantMax)
+		cids := p.unasked[:n:n]
+		p.unasked = p.unasked[n:]
+		p.a.mu.Lock()
+		p.a.nextID++
+		id := p.a.nextID
+		p.a.mu.Unlock()
+		p.wants[id] = cids
+		for _, c := range cids {
+			asked = append(asked, p.waiting[c.KeyString()]...)
+		}
+		msgs = append(msgs, agentproto.EncodeWant(id, cids))
+	}
+	p.mu.Unlock()
+	for _, s := range asked {
+		s.markAsked()
+	}
+	for _, m := range msgs {
+		if _, err := jsx.Try(func() js.Value { return p.port.Call("postMessage", m) }); err != nil {
+			p.kill(err)
+			return
+		}
+	}
+}
+
+func (s *agentStream) markAsked() {
+	s.mu.Lock()
+	s.asked = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+// wanted delivers a "blocks" or "end" message answering want id.
+func (p *agentPort) wanted(id uint64, m js.Value) {
+	var blocks []node.Block
+	var failure error
+	if jsx.String(m.Get("t")) == agentproto.TypeBlocks {
+		var err error
+		if blocks, err = agentproto.DecodeBlocks(m); err != nil {
+			failure = err
+		}
+	}
+	done := jsx.String(m.Get("t")) == agentproto.TypeEnd || m.Get("end").Truthy() || failure != nil
+	if failure == nil && jsx.String(m.Get("t")) == agentproto.TypeEnd {
+		if e := jsx.String(m.Get("err")); e != "" {
+			failure = fmt.Errorf("page agent: %s", e)
+		}
+	}
+	type delivery struct {
+		s *agentStream
+		b node.Block
+	}
+	var got []delivery
+	var failed []*agentStream
+	p.mu.Lock()
+	for _, b := range blocks {
+		k := b.Cid.KeyString()
+		for _, s := range p.waiting[k] {
+			got = append(got, delivery{s, b})
+		}
+		delete(p.waiting, k)
+	}
+	more := false
+	if done {
+		for _, c := range p.wants[id] {
+			k := c.KeyString()
+			failed = append(failed, p.waiting[k]...)
+			delete(p.waiting, k)
+		}
+		delete(p.wants, id)
+		more = len(p.unasked) > 0
+	}
+	p.mu.Unlock()
+	if more {
+		p.sendWants()
+	}
+	for _, d := range got {
+		d.s.push([]node.Block{d.b})
+		d.s.finish(io.EOF)
+	}
+	if failure == nil {
+		failure = errors.New("page agent did not send the block")
+	}
+	for _, s := range failed {
+		s.finish(failure)
+	}
+}
+
+// failWants fails every wanted block's stream with err.
+func (p *agentPort) failWants(err error) {
+	p.mu.Lock()
+	waiting := p.waiting
+	p.waiting, p.unasked = nil, nil
+	p.wants = make(map[uint64][]cid.Cid) // late answers are dropped
+	p.mu.Unlock()
+	for _, ss := range waiting {
+		for _, s := range ss {
+			s.finish(err)
+		}
+	}
+}
+
+// unwant forgets a wanted block's stream that closed before it came.
+func (p *agentPort) unwant(s *agentStream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ss := p.waiting[s.wantKey]
+	for i, x := range ss {
+		if x == s {
+			p.waiting[s.wantKey] = append(ss[:i:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(p.waiting[s.wantKey]) == 0 {
+		delete(p.waiting, s.wantKey)
+	}
 }

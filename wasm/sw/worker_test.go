@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"syscall/js"
 	"testing"
@@ -67,6 +69,38 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 		switch jsx.String(m.Get("t")) {
 		case agentproto.TypeCredit:
 			credits <- m.Get("n").Int()
+		case agentproto.TypeWant:
+			if silent {
+				return nil
+			}
+			id, cids, err := agentproto.DecodeWant(m)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			p := ch.Get("port2")
+			go func() {
+				// Answer in reverse order, two blocks a message, as blocks
+				// may arrive from peers; a block the store lacks ends the
+				// want with an error.
+				var blocks []node.Block
+				missing := 0
+				for i := len(cids) - 1; i >= 0; i-- {
+					if d, err := store.Get(context.Background(), cids[i]); err == nil {
+						blocks = append(blocks, node.Block{Cid: cids[i], Data: d})
+					} else {
+						missing++
+					}
+				}
+				for i := 0; i < len(blocks); i += 2 {
+					last := missing == 0 && i+2 >= len(blocks)
+					msg, tr := agentproto.EncodeBlocks(id, blocks[i:min(i+2, len(blocks))], last)
+					p.Call("postMessage", msg, tr)
+				}
+				if missing > 0 || len(blocks) == 0 {
+					p.Call("postMessage", agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": "not found"}))
+				}
+			}()
 		case agentproto.TypeRequest:
 			if silent {
 				return nil
@@ -178,6 +212,105 @@ func TestAgentSource(t *testing.T) {
 		t.Fatal("the agent is not picked again after it spoke")
 	}
 	_ = credits
+}
+
+// TestAgentWants: single raw blocks asked for at once go to the agent in a
+// few "want" messages; each stream gets its block whatever the order they
+// come in, streams for the same block share it, and a block the agent does
+// not send fails its stream only.
+func TestAgentWants(t *testing.T) {
+	store := node.NewMemStore()
+	var leaves []node.Block
+	for i := range 100 {
+		d := []byte(fmt.Sprintf("leaf %d", i))
+		c := node.Sum(node.CodecRaw, d)
+		leaves = append(leaves, node.Block{Cid: c, Data: d})
+		if i != 7 { // the agent lacks leaf 7
+			_ = store.Put(context.Background(), c, d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newAgents(5*time.Second, func([]byte) {})
+	port, _ := fakeAgent(t, store, false)
+	a.add(port, "client1")
+	a.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1, "want": true}))
+	p := a.pick()
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, 2*len(leaves))
+	for i, leaf := range append(leaves, leaves[:20]...) { // 20 asked twice
+		go func() {
+			st, err := p.Open(ctx, node.Request{Root: leaf.Cid, Scope: node.ScopeEntity})
+			if err != nil {
+				results <- result{i, err}
+				return
+			}
+			defer st.Close()
+			b, err := st.Next()
+			if err == nil && !bytes.Equal(b.Data, leaf.Data) {
+				err = fmt.Errorf("wrong bytes")
+			}
+			if err == nil {
+				if _, err = st.Next(); errors.Is(err, io.EOF) {
+					err = nil
+				}
+			}
+			results <- result{i % len(leaves), err}
+		}()
+	}
+	for range len(leaves) + 20 {
+		r := <-results
+		if (r.err != nil) != (r.i == 7) {
+			t.Errorf("leaf %d: %v", r.i, r.err)
+		}
+	}
+	p.mu.Lock()
+	left, wants := len(p.waiting), len(p.wants)
+	p.mu.Unlock()
+	if left != 0 || wants != 0 {
+		t.Errorf("%d blocks still awaited, %d wants open", left, wants)
+	}
+	if a.nextID > 20 { // each "want" takes an id
+		t.Errorf("%d wants for 100 blocks: not coalesced", a.nextID)
+	}
+}
+
+// TestAgentWantsSilent: when a silent agent misses a wanted block's
+// deadline, every block wanted from it fails at once, including those not
+// yet asked for, so all go to the next source.
+func TestAgentWantsSilent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newAgents(200*time.Millisecond, func([]byte) {})
+	port, _ := fakeAgent(t, node.NewMemStore(), true)
+	a.add(port, "client1")
+	a.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1, "want": true}))
+	p := a.pick()
+	n := wantsOut*wantMax + 20 // some are never asked for
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			st, err := p.Open(ctx, node.Request{Root: node.Sum(node.CodecRaw, []byte(fmt.Sprint(i))), Scope: node.ScopeEntity})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			_, err = st.Next()
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, errAgentTimeout) {
+			t.Fatalf("got %v, want the agent timeout", err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the streams waited for the test's deadline")
+	}
 }
 
 func TestRequestRoundTrip(t *testing.T) {

@@ -12,13 +12,20 @@
 //	    segments, dag-scope, entity-bytes (from/to inclusive, negative from
 //	    the end; toEnd for "*"; from absent for the whole entity). credit is
 //	    how many block bytes the agent may send before the next grant.
+//	{t: "want", id, cids: [ArrayBuffer]}
+//	                        single raw blocks, answered by "blocks" messages
+//	                        in any order, the last with end: true, or by an
+//	                        "end" (with err when some were not found). Only
+//	                        to an agent whose "status" says want: true.
 //	{t: "credit", id, n}    n more bytes may be sent.
 //	{t: "cancel", id}       stop sending; no "end" is needed.
 //
 // Agent → service worker:
 //
-//	{t: "status", peers}    how many peers the agent is connected to; the
-//	                        worker asks only agents with peers.
+//	{t: "status", peers, want}
+//	                        how many peers the agent is connected to; the
+//	                        worker asks only agents with peers. want: the
+//	                        agent reads "want".
 //	{t: "blocks", id, cids: [ArrayBuffer], data: [ArrayBuffer], end}
 //	                        the next blocks of the answer, in traversal order;
 //	                        end (optional, true) makes it the last message,
@@ -44,6 +51,7 @@ import (
 // Message types.
 const (
 	TypeRequest = "req"
+	TypeWant    = "want"
 	TypeCredit  = "credit"
 	TypeCancel  = "cancel"
 	TypeStatus  = "status"
@@ -69,6 +77,41 @@ func EncodeRequest(id uint64, req node.Request, credit int) js.Value {
 		m["toEnd"] = req.Bytes.ToEnd
 	}
 	return jsx.Object(m)
+}
+
+// MaxWant bounds the CIDs of a "want" an agent accepts.
+const MaxWant = 256
+
+// EncodeWant returns the "want" message for cids.
+func EncodeWant(id uint64, cids []cid.Cid) js.Value {
+	list := make([]any, len(cids))
+	for i, c := range cids {
+		list[i] = jsx.Uint8Array(c.Bytes())
+	}
+	return jsx.Object(map[string]any{"t": TypeWant, "id": float64(id), "cids": list})
+}
+
+// DecodeWant parses a "want" message: at most MaxWant raw-codec CIDs.
+func DecodeWant(v js.Value) (id uint64, cids []cid.Cid, err error) {
+	id = uint64(v.Get("id").Float())
+	list := v.Get("cids")
+	if list.Type() != js.TypeObject || list.Length() == 0 || list.Length() > MaxWant {
+		return id, nil, fmt.Errorf("want message: %w", jsx.ErrJS)
+	}
+	cids = make([]cid.Cid, list.Length())
+	for i := range cids {
+		b, err := jsx.Bytes(list.Index(i))
+		if err != nil {
+			return id, nil, err
+		}
+		if cids[i], err = cid.Cast(b); err != nil {
+			return id, nil, fmt.Errorf("wanted CID: %w", err)
+		}
+		if cids[i].Prefix().Codec != node.CodecRaw {
+			return id, nil, fmt.Errorf("wanted %s is not a raw block", cids[i])
+		}
+	}
+	return id, cids, nil
 }
 
 // DecodeRequest parses a "req" message.
