@@ -2,6 +2,7 @@ package testbrowser
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -43,14 +44,16 @@ type timing struct {
 	Total     float64 `json:"total"`
 }
 
-// jsTransfer fetches the URLs (a JS array expression) in parallel through
-// the worker, reading every body, and returns the bytes, the time to the
-// first body byte of the first URL and the total time.
-const jsTransfer = `(async (urls) => {
+// jsTransfer fetches the URLs (a JS array expression) in parallel, with the
+// fetch options given second (a JS object expression: {} goes through the
+// worker, {cache: 'no-store'} past it), reading every body, and returns
+// the bytes, the time to the first body byte of the first URL and the
+// total time.
+const jsTransfer = `(async (urls, init) => {
   const t0 = performance.now();
   let first = 0, bytes = 0;
   await Promise.all(urls.map(async (u, i) => {
-    const r = await fetch(u);
+    const r = await fetch(u, init);
     if (r.status !== 200) throw new Error(u + ': ' + r.status);
     const rd = r.body.getReader();
     for (;;) {
@@ -61,7 +64,7 @@ const jsTransfer = `(async (urls) => {
     }
   }));
   return {bytes, firstByte: first, total: performance.now() - t0};
-})(%s)`
+})(%s, %s)`
 
 func median(xs []float64) float64 {
 	sort.Float64s(xs)
@@ -75,6 +78,10 @@ func median(xs []float64) float64 {
 //	64MiB          64 MiB file; goal ≥ 20 MiB/s (WebTorrent: 8–14 MiB/s)
 //	200x8KiB       200 files of 8 KiB; goal ≤ 200 ms (816 ms)
 //	firstbyte8KiB  first verified byte of one 8 KiB file; goal ≤ 60 ms (214 ms)
+//
+// The same run fetches the same files over plain HTTP/1.1 from the origin
+// on loopback, past the worker, and reports the ratios to it
+// (transfer-vs-http, first-byte-vs-http).
 //
 // Run: go test -run '^$' -bench SeederToPage -benchtime 3x ./testbrowser/
 func BenchmarkSeederToPage(b *testing.B) {
@@ -117,7 +124,7 @@ func benchTransfer(b *testing.B, nfiles, size int) {
 			list += fmt.Sprintf("%q", u)
 		}
 		list += "]"
-		tm := eval[timing](tb, sb.tab, fmt.Sprintf(jsTransfer, list))
+		tm := eval[timing](tb, sb.tab, fmt.Sprintf(jsTransfer, list, "{}"))
 		if tm.Bytes != nfiles*size {
 			b.Fatalf("read %d bytes, want %d", tm.Bytes, nfiles*size)
 		}
@@ -126,12 +133,27 @@ func benchTransfer(b *testing.B, nfiles, size int) {
 	}
 	b.StopTimer()
 	st := eval[stats](tb, sb.tab, `hearth.stats()`)
+	// The baseline, in the same run: the same files over plain HTTP/1.1
+	// from the origin on loopback, past the worker.
+	var httpTotals, httpFirsts []float64
+	for i := range b.N {
+		list, _ := json.Marshal(urls[i])
+		tm := eval[timing](tb, sb.tab, fmt.Sprintf(jsTransfer, list, "{cache: 'no-store'}"))
+		if tm.Bytes != nfiles*size {
+			b.Fatalf("HTTP baseline read %d bytes, want %d", tm.Bytes, nfiles*size)
+		}
+		httpTotals, httpFirsts = append(httpTotals, tm.Total), append(httpFirsts, tm.FirstByte)
+	}
 	mt, mf := median(totals), median(firsts)
+	ht, hf := median(httpTotals), median(httpFirsts)
 	b.ReportMetric(mt, "ms/transfer")
 	b.ReportMetric(mf, "ms/first-byte")
 	b.ReportMetric(float64(nfiles*size)/(1<<20)/(mt/1000), "MiB/s")
+	b.ReportMetric(mt/ht, "transfer-vs-http")
+	b.ReportMetric(mf/hf, "first-byte-vs-http")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("totals %v ms, first bytes %v ms; page stats %+v; origin gateway sent %d bytes", totals, firsts, st, sb.o.gateway.Load())
+	b.Logf("totals %v ms, first bytes %v ms; page stats %+v; origin gateway sent %d bytes; HTTP baseline totals %v ms, first bytes %v ms",
+		totals, firsts, st, sb.o.gateway.Load(), httpTotals, httpFirsts)
 }
 
 // TestSWColdStart stops the service worker and measures its boot on the

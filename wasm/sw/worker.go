@@ -278,9 +278,9 @@ func (w *worker) clientRoot(id string) *node.RootRecord {
 func (w *worker) acceptRecord(b []byte) { w.recs.offer(context.Background(), b) }
 
 // report queues a response's stats for the page that made the request;
-// while other responses are in progress, the reports of a page are posted
-// together, reportDelay after the first (a page of 200 files would
-// otherwise cost the worker 200 posts):
+// the reports of a page are posted together, reportDelay after the first
+// (reportIdleDelay when no other response is in progress), as a page of 200
+// files would otherwise cost the worker 200 posts:
 //
 //	{type: "hearth:stats-batch", reports: JSON text of [{url, cache, peer,
 //	 origin, peerFailures, originFailures, sourceError, passthrough, error,
@@ -321,19 +321,22 @@ func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool,
 		q = append(q, ',')
 	}
 	w.reports[clientID] = append(q, b...)
-	if w.cache.active.Load() == 0 {
-		// No other response in progress: nothing to wait for.
-		go w.flushReports() // owned by the reports: ends when posted
-		return
-	}
 	if !w.reportSoon {
 		w.reportSoon = true
-		time.AfterFunc(reportDelay, w.flushReports)
+		d := reportDelay
+		if w.cache.active.Load() == 0 {
+			d = reportIdleDelay // no response in progress: little to wait for
+		}
+		time.AfterFunc(d, w.flushReports)
 	}
 }
 
-// reportDelay is how long a report waits for others to the same page.
-const reportDelay = 10 * time.Millisecond
+// reportDelay is how long a report waits for others to the same page while
+// responses are in progress, reportIdleDelay while none is.
+const (
+	reportDelay     = 10 * time.Millisecond
+	reportIdleDelay = 2 * time.Millisecond
+)
 
 // statsReport is one response's report (see report).
 type statsReport struct {
