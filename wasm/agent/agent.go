@@ -313,50 +313,14 @@ func (a *agent) handle(port, m js.Value) {
 			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
 			return
 		}
-		a.mu.Lock()
-		p := a.peer
-		busy := len(a.reqs) >= maxRequests
-		var r *request
-		if p != nil && !busy {
-			ctx, cancel := context.WithCancel(a.ctx)
-			r = &request{id: id, port: port, cancel: cancel, wake: make(chan struct{}, 1)}
-			a.reqs[id] = r
-			go func() { // owned by the request: cancel ends it
-				defer cancel()
-				a.serveWant(ctx, p, r, cids)
-			}()
-		}
-		a.mu.Unlock()
-		if r == nil {
-			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": "agent not connected or busy"}))
-		}
+		a.admit(port, id, 0, func(ctx context.Context, p *swarm.Peer, r *request) { a.serveWant(ctx, p, r, cids) })
 	case agentproto.TypeRequest:
 		id, req, credit, err := agentproto.DecodeRequest(m)
 		if err != nil {
 			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
 			return
 		}
-		a.mu.Lock()
-		p := a.peer
-		busy := len(a.reqs) >= maxRequests
-		var r *request
-		if p != nil && !busy {
-			ctx, cancel := context.WithCancel(a.ctx)
-			r = &request{id: id, port: port, cancel: cancel, credit: int64(credit), wake: make(chan struct{}, 1)}
-			a.reqs[id] = r
-			go func() { // owned by the request: cancel ends it
-				defer cancel()
-				a.serve(ctx, p, r, req)
-			}()
-		}
-		a.mu.Unlock()
-		if r == nil {
-			reason := "agent not connected"
-			if busy {
-				reason = "agent busy"
-			}
-			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": reason}))
-		}
+		a.admit(port, id, credit, func(ctx context.Context, p *swarm.Peer, r *request) { a.serve(ctx, p, r, req) })
 	case agentproto.TypeCredit, agentproto.TypeCancel:
 		id := uint64(m.Get("id").Float())
 		a.mu.Lock()
@@ -370,6 +334,40 @@ func (a *agent) handle(port, m js.Value) {
 			return
 		}
 		r.grant(int64(m.Get("n").Int()))
+	}
+}
+
+// admit starts one of the worker's requests: run serves it in a goroutine
+// owned by the request (its cancel ends it). Without a peer connection, or
+// with maxRequests in progress, the worker gets an "end" with the reason.
+func (a *agent) admit(port js.Value, id uint64, credit int, run func(context.Context, *swarm.Peer, *request)) {
+	a.mu.Lock()
+	p := a.peer
+	busy := len(a.reqs) >= maxRequests
+	var r *request
+	if p != nil && !busy {
+		ctx, cancel := context.WithCancel(a.ctx)
+		r = &request{id: id, port: port, cancel: cancel, credit: int64(credit), wake: make(chan struct{}, 1)}
+		a.reqs[id] = r
+		go func() { // owned by the request: cancel ends it
+			defer func() {
+				cancel()
+				a.mu.Lock()
+				if a.reqs[id] == r {
+					delete(a.reqs, id)
+				}
+				a.mu.Unlock()
+			}()
+			run(ctx, p, r)
+		}()
+	}
+	a.mu.Unlock()
+	if r == nil {
+		reason := "agent not connected"
+		if busy {
+			reason = "agent busy"
+		}
+		post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": reason}))
 	}
 }
 
@@ -421,13 +419,6 @@ var errNoPeer = errors.New("no peer")
 // in the order the worker expects and passes each batch on as soon as it
 // is ready.
 func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.Request) {
-	defer func() {
-		a.mu.Lock()
-		if a.reqs[r.id] == r {
-			delete(a.reqs, r.id)
-		}
-		a.mu.Unlock()
-	}()
 	end := func(err error) {
 		m := map[string]any{"id": float64(r.id)}
 		if err != nil {
@@ -500,13 +491,6 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 // spread over peers (each verified), and each is passed on as soon as it
 // is in the hub, whatever the order; the last message says end.
 func (a *agent) serveWant(ctx context.Context, p *swarm.Peer, r *request, cids []cid.Cid) {
-	defer func() {
-		a.mu.Lock()
-		if a.reqs[r.id] == r {
-			delete(a.reqs, r.id)
-		}
-		a.mu.Unlock()
-	}()
 	if p.Fetcher == nil {
 		post(r.port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(r.id), "err": errNoPeer.Error()}))
 		return

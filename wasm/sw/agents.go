@@ -83,6 +83,7 @@ type agentPort struct {
 	wants    map[uint64][]cid.Cid
 	wantDue  bool
 	wantSent time.Time
+	wantGot  time.Time // the last wanted block's arrival
 }
 
 var _ serve.Source = (*agentPort)(nil)
@@ -391,6 +392,17 @@ func (s *agentStream) Next() (node.Block, error) {
 		case <-s.ctx.Done():
 			return node.Block{}, s.ctx.Err()
 		case <-expired:
+			if s.wantKey != "" {
+				// Wanted blocks share the agent's answers: while it
+				// delivers some, the others are waiting their turn.
+				s.p.mu.Lock()
+				since := time.Since(s.p.wantGot)
+				s.p.mu.Unlock()
+				if since < d {
+					timer.Reset(d - since)
+					continue
+				}
+			}
 			s.p.mu.Lock()
 			s.p.suspect = true
 			s.p.mu.Unlock()
@@ -438,7 +450,9 @@ func (s *agentStream) Close() error {
 // range, its answer is that block. Blocks wanted at about the same time go
 // to the agent together, as one "want" of up to wantMax CIDs, which it
 // fetches as one list (a page of 200 small files costs a handful of
-// requests, not 200). Streams waiting for the same block share it.
+// requests, not 200). Streams waiting for the same block share it. A
+// stream's deadline starts when its block is asked for, and is pushed back
+// while the agent keeps delivering other wanted blocks.
 func (p *agentPort) want(ctx context.Context, c cid.Cid) (serve.Stream, error) {
 	s := &agentStream{p: p, ctx: ctx, timeout: p.a.timeout, wake: make(chan struct{}, 1), release: func() {}, wantKey: c.KeyString()}
 	p.mu.Lock()
@@ -543,6 +557,9 @@ func (p *agentPort) wanted(id uint64, m js.Value) {
 	var got []delivery
 	var failed []*agentStream
 	p.mu.Lock()
+	if len(blocks) > 0 {
+		p.wantGot = time.Now()
+	}
 	for _, b := range blocks {
 		k := b.Cid.KeyString()
 		for _, s := range p.waiting[k] {

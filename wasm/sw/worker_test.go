@@ -313,6 +313,63 @@ func TestAgentWantsSilent(t *testing.T) {
 	}
 }
 
+// TestAgentWantsSlow: an agent that delivers wanted blocks one by one,
+// slower in all than the deadline but never silent for as long, gets
+// every one through.
+func TestAgentWantsSlow(t *testing.T) {
+	ch := jsx.Global().Get("MessageChannel").New()
+	port2 := ch.Get("port2")
+	var fn js.Func
+	fn = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		m := args[0].Get("data")
+		if jsx.String(m.Get("t")) != agentproto.TypeWant {
+			return nil
+		}
+		id, cids, err := agentproto.DecodeWant(m)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		go func() {
+			for i, c := range cids {
+				time.Sleep(60 * time.Millisecond)
+				msg, tr := agentproto.EncodeBlocks(id, []node.Block{{Cid: c, Data: []byte(c.String())}}, i == len(cids)-1)
+				port2.Call("postMessage", msg, tr)
+			}
+		}()
+		return nil
+	})
+	port2.Set("onmessage", fn)
+	t.Cleanup(func() {
+		port2.Call("close")
+		fn.Release()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := newAgents(300*time.Millisecond, func([]byte) {})
+	a.add(ch.Get("port1"), "client1")
+	a.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1, "want": true}))
+	p := a.pick()
+	errs := make(chan error, 30)
+	for i := range 30 { // 30 × 60 ms: six times the deadline
+		go func() {
+			// The blocks' bytes are their CID's text: these are not real
+			// CIDs of those bytes; the stream does not verify, serve does.
+			st, err := p.Open(ctx, node.Request{Root: node.Sum(node.CodecRaw, []byte(fmt.Sprint(i))), Scope: node.ScopeEntity})
+			if err == nil {
+				_, err = st.Next()
+				st.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 30 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRequestRoundTrip(t *testing.T) {
 	c := node.Sum(node.CodecRaw, []byte("x"))
 	for _, req := range []node.Request{
