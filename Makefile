@@ -38,7 +38,7 @@ wasm:
 
 # Wasm unit tests, under Node.
 test-wasm:
-	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m -exec="$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./js/jsconfig/ ./node/ ./relay/client/ ./internal/logx/
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m -exec="$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./js/jsconfig/ ./node/ ./node/exchange/ ./relay/client/ ./internal/logx/
 
 # Browser end-to-end tests (headless Chromium in a network namespace; they
 # build their own wasm first and skip when Chromium or unshare is missing).
