@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -29,6 +30,7 @@ type records struct {
 
 	mu        sync.Mutex // serialises refreshes
 	latest    *node.RootRecord
+	cur       atomic.Pointer[node.RootRecord] // latest, readable during a refresh
 	loaded    bool
 	refreshed time.Time // when the last refresh ended
 
@@ -70,6 +72,10 @@ func (r *records) refresh(ctx context.Context) *node.RootRecord {
 	return r.latest
 }
 
+// held returns the latest record without waiting for a refresh in
+// progress; nil before the first refresh or offer.
+func (r *records) held() *node.RootRecord { return r.cur.Load() }
+
 // offer considers a record from elsewhere (a page agent's relay).
 func (r *records) offer(ctx context.Context, b []byte) {
 	r.mu.Lock()
@@ -92,6 +98,7 @@ func (r *records) acceptLocked(ctx context.Context, b []byte) {
 		return
 	}
 	r.latest = rec
+	r.cur.Store(rec)
 	// Persist off the request's path: a Cache Storage write can take a
 	// hundred milliseconds. Writes are ordered by persistMu and skip a
 	// record older than the last one written.
@@ -121,6 +128,7 @@ func (r *records) loadLocked(ctx context.Context) {
 	}
 	if rec, err := node.ParseRootRecordFor(r.site, b); err == nil {
 		r.latest = rec
+		r.cur.Store(rec)
 	}
 }
 

@@ -165,13 +165,23 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 	href := u.Get("href").String()
 	st := &serve.Stats{}
 	var rec *node.RootRecord
+	var fresh <-chan *node.RootRecord // a navigation's record, being refreshed
 	if navigate {
 		target = resultingID
+		// The record is fetched while the page is served from the root
+		// held; the response waits for it, and starts again from the new
+		// root if the site was republished.
 		t0 := time.Now()
-		rec = w.recs.refresh(context.Background())
-		st.RecordTime = time.Since(t0)
-		if rec != nil && resultingID != "" {
-			w.setClientRoot(resultingID, rec)
+		ch := make(chan *node.RootRecord, 1)
+		go func() { // owned by the navigation: ends with the refresh (recordTimeout)
+			r := w.recs.refresh(context.Background())
+			st.RecordTime = time.Since(t0)
+			ch <- r
+		}()
+		if rec = w.recs.held(); rec == nil {
+			rec = <-ch
+		} else {
+			fresh = ch
 		}
 	} else {
 		rec = w.clientRoot(clientID)
@@ -195,22 +205,48 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		sources = append(sources, a)
 	}
 	sources = append(sources, w.gw)
-	end := w.cache.begin()
-	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := w.srv.Serve(ctx, serve.Request{
-		Method:  method,
-		Root:    rec.Root,
-		Path:    u.Get("pathname").String(),
-		Query:   strings.TrimPrefix(u.Get("search").String(), "?"),
-		Header:  jsHeaders{req.Get("headers")},
-		Sources: sources,
-		Stats:   st,
-	})
-	if err != nil {
-		cancel()
-		end()
-		w.report(target, href, st, true, nil)
-		return js.Null(), err
+	var (
+		resp   *serve.Response
+		ctx    context.Context
+		cancel context.CancelFunc
+		end    func()
+	)
+	for {
+		end = w.cache.begin()
+		ctx, cancel = context.WithCancel(context.Background())
+		var err error
+		resp, err = w.srv.Serve(ctx, serve.Request{
+			Method:  method,
+			Root:    rec.Root,
+			Path:    u.Get("pathname").String(),
+			Query:   strings.TrimPrefix(u.Get("search").String(), "?"),
+			Header:  jsHeaders{req.Get("headers")},
+			Sources: sources,
+			Stats:   st,
+		})
+		if fresh != nil {
+			got := <-fresh
+			fresh = nil
+			if got != nil && !got.Root.Equals(rec.Root) {
+				if err == nil {
+					resp.Close()
+				}
+				cancel()
+				end()
+				rec = got
+				continue
+			}
+		}
+		if err != nil {
+			cancel()
+			end()
+			w.report(target, href, st, true, nil)
+			return js.Null(), err
+		}
+		break
+	}
+	if navigate && resultingID != "" {
+		w.setClientRoot(resultingID, rec)
 	}
 	for i, kv := range resp.Header {
 		if kv[0] == "Location" {
