@@ -208,7 +208,10 @@ func TestSWRoots(t *testing.T) {
 	if got := text(); got != "version one" {
 		t.Fatalf("data.txt: %q", got)
 	}
-	rec2 := o.publish(map[string][]byte{"data.txt": []byte("version two")})
+	rec2 := o.publish(map[string][]byte{
+		"data.txt":   []byte("version two"),
+		"index.html": []byte(`<!doctype html><script src="/.hearth/hearth.js" defer></script><p>v2</p>`),
+	})
 	if rec2.Seq <= rec1.Seq {
 		t.Fatalf("publish did not sign a new record")
 	}
@@ -219,6 +222,11 @@ func TestSWRoots(t *testing.T) {
 	navigate(t, tab, o.URL+"/")
 	if got := text(); got != "version two" {
 		t.Fatalf("after a navigation: %q, want version two", got)
+	}
+	// The navigation itself, which the worker began serving from the root
+	// it held while the record was fetched, is the new page.
+	if got := eval[string](t, tab, `document.querySelector('p').textContent`); got != "v2" {
+		t.Fatalf("the page after a navigation: %q, want v2", got)
 	}
 	// Roll back: the origin serves record 1 again. The worker keeps root 2.
 	old := rec1.Bytes()
