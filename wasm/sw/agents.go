@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall/js"
 	"time"
 
@@ -53,7 +54,7 @@ type agents struct {
 
 	mu     sync.Mutex
 	list   []*agentPort
-	nextID uint64
+	nextID atomic.Uint64 // request and want ids
 }
 
 func newAgents(timeout time.Duration, onRecord func([]byte)) *agents {
@@ -267,10 +268,7 @@ func (p *agentPort) Open(ctx context.Context, req node.Request) (serve.Stream, e
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	p.a.mu.Lock()
-	p.a.nextID++
-	id := p.a.nextID
-	p.a.mu.Unlock()
+	id := p.a.nextID.Add(1)
 	s := &agentStream{p: p, id: id, ctx: ctx, timeout: p.a.timeout, wake: make(chan struct{}, 1)}
 	s.release = sync.OnceFunc(func() { <-p.slots })
 	p.mu.Lock()
@@ -505,10 +503,7 @@ func (p *agentPort) sendWants() {
 		n := min(len(p.unasked), wantMax)
 		cids := p.unasked[:n:n]
 		p.unasked = p.unasked[n:]
-		p.a.mu.Lock()
-		p.a.nextID++
-		id := p.a.nextID
-		p.a.mu.Unlock()
+		id := p.a.nextID.Add(1) // atomic: p.mu is held, and pick locks a.mu then p.mu
 		p.wants[id] = cids
 		for _, c := range cids {
 			asked = append(asked, p.waiting[c.KeyString()]...)

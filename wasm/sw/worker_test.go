@@ -273,8 +273,8 @@ func TestAgentWants(t *testing.T) {
 	if left != 0 || wants != 0 {
 		t.Errorf("%d blocks still awaited, %d wants open", left, wants)
 	}
-	if a.nextID > 20 { // each "want" takes an id
-		t.Errorf("%d wants for 100 blocks: not coalesced", a.nextID)
+	if n := a.nextID.Load(); n > 20 { // each "want" takes an id
+		t.Errorf("%d wants for 100 blocks: not coalesced", n)
 	}
 }
 
