@@ -498,13 +498,7 @@ func (d *decoder) message(m *Message) error {
 		case "capacity":
 			m.Capacity, err = d.int()
 		case "sites":
-			m.Sites = []SiteRoots{}
-			err = d.array(func() error {
-				var sr SiteRoots
-				err := d.siteRoots(&sr)
-				m.Sites = append(m.Sites, sr)
-				return err
-			})
+			m.Sites, err = list(d, d.siteRoots)
 		case "site":
 			m.Site, err = d.str()
 		case "n":
@@ -512,13 +506,7 @@ func (d *decoder) message(m *Message) error {
 		case "exclude":
 			m.Exclude, err = d.strings()
 		case "peers":
-			m.Peers = []PeerInfo{}
-			err = d.array(func() error {
-				var p PeerInfo
-				err := d.peerInfo(&p)
-				m.Peers = append(m.Peers, p)
-				return err
-			})
+			m.Peers, err = list(d, d.peerInfo)
 		case "to":
 			m.To, err = d.str()
 		case "from":
@@ -528,13 +516,7 @@ func (d *decoder) message(m *Message) error {
 		case "record":
 			m.Record, err = d.bytes()
 		case "servers":
-			m.Servers = []ICEServer{}
-			err = d.array(func() error {
-				var s ICEServer
-				err := d.iceServer(&s)
-				m.Servers = append(m.Servers, s)
-				return err
-			})
+			m.Servers, err = list(d, d.iceServer)
 		case "expires":
 			m.Expires, err = d.integer()
 		case "code":
@@ -550,16 +532,38 @@ func (d *decoder) message(m *Message) error {
 	})
 }
 
-func (d *decoder) siteRoots(sr *SiteRoots) error {
-	if d.null() {
-		return nil
-	}
+// fields decodes an object, calling field for each key (unescaped) whose
+// value is not null: null leaves a field as it is, as in encoding/json.
+func (d *decoder) fields(field func(key string) error) error {
 	return d.object(func(key []byte) error {
 		if key = decodeKey(key); d.null() {
 			return nil
 		}
-		var err error
-		switch string(key) {
+		return field(string(key))
+	})
+}
+
+// list decodes an array of objects with one; null is a nil slice.
+func list[T any](d *decoder, one func(*T) error) ([]T, error) {
+	if d.null() {
+		return nil, nil
+	}
+	out := []T{}
+	err := d.array(func() error {
+		var v T
+		err := one(&v)
+		out = append(out, v)
+		return err
+	})
+	return out, err
+}
+
+func (d *decoder) siteRoots(sr *SiteRoots) error {
+	if d.null() {
+		return nil
+	}
+	return d.fields(func(key string) (err error) {
+		switch key {
 		case "site":
 			sr.Site, err = d.str()
 		case "roots":
@@ -575,12 +579,8 @@ func (d *decoder) peerInfo(p *PeerInfo) error {
 	if d.null() {
 		return nil
 	}
-	return d.object(func(key []byte) error {
-		if key = decodeKey(key); d.null() {
-			return nil
-		}
-		var err error
-		switch string(key) {
+	return d.fields(func(key string) (err error) {
+		switch key {
 		case "peer":
 			p.Peer, err = d.str()
 		case "role":
@@ -599,12 +599,8 @@ func (d *decoder) peerInfo(p *PeerInfo) error {
 }
 
 func (d *decoder) limits(l *Limits) error {
-	return d.object(func(key []byte) error {
-		if key = decodeKey(key); d.null() {
-			return nil
-		}
-		var err error
-		switch string(key) {
+	return d.fields(func(key string) (err error) {
+		switch key {
 		case "max_message":
 			l.MaxMessage, err = d.int()
 		case "rate":
@@ -628,12 +624,8 @@ func (d *decoder) iceServer(s *ICEServer) error {
 	if d.null() {
 		return nil
 	}
-	return d.object(func(key []byte) error {
-		if key = decodeKey(key); d.null() {
-			return nil
-		}
-		var err error
-		switch string(key) {
+	return d.fields(func(key string) (err error) {
+		switch key {
 		case "urls":
 			s.URLs, err = d.strings()
 		case "username":
