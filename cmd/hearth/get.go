@@ -75,12 +75,7 @@ fails, is too slow or lies; and write the result.`,
 func getRemote(cmd *cobra.Command, storeDir, from, arg, out string, timeout time.Duration) error {
 	ctx := cmd.Context()
 	log := slog.Default()
-	siteText, rest, _ := strings.Cut(strings.TrimPrefix(arg, "/"), "/")
-	site, err := node.ParseSiteID(siteText)
-	if err != nil {
-		return err
-	}
-	segs, err := node.SplitPath(rest)
+	site, segs, err := parseSitePath(arg)
 	if err != nil {
 		return err
 	}
@@ -148,6 +143,18 @@ func acceptRemoteRecord(rl *node.RecordLog, rec *node.RootRecord) error {
 		return nil
 	}
 	return rl.Accept(rec)
+}
+
+// parseSitePath splits "SITE/a/b" (optionally with a leading /) into the
+// site ID and path segments.
+func parseSitePath(s string) (node.SiteID, []string, error) {
+	siteText, rest, _ := strings.Cut(strings.TrimPrefix(s, "/"), "/")
+	site, err := node.ParseSiteID(siteText)
+	if err != nil {
+		return site, nil, err
+	}
+	segs, err := node.SplitPath(rest)
+	return site, segs, err
 }
 
 // parseContentPath splits "CID/a/b" (optionally prefixed by /ipfs/) into the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -25,12 +24,7 @@ import (
 func getRelay(cmd *cobra.Command, storeDir, relayURL, from, arg, out string, timeout time.Duration) error {
 	ctx := cmd.Context()
 	log := slog.Default()
-	siteText, rest, _ := strings.Cut(strings.TrimPrefix(arg, "/"), "/")
-	site, err := node.ParseSiteID(siteText)
-	if err != nil {
-		return err
-	}
-	segs, err := node.SplitPath(rest)
+	site, segs, err := parseSitePath(arg)
 	if err != nil {
 		return err
 	}
