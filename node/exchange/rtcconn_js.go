@@ -138,19 +138,8 @@ func (c *rtcConn) ReadMessage() ([]byte, error) {
 func (c *rtcConn) WriteMessage(ctx context.Context, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	for c.dc.BufferedAmount() > sendHighWater {
-		select {
-		case <-c.low:
-		case <-c.closed:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	select {
-	case <-c.closed:
-		return ErrClosed
-	default:
+	if err := c.waitRoom(ctx); err != nil {
+		return err
 	}
 	if err := c.dc.Send(p); err != nil {
 		return fmt.Errorf("data channel: %w", err)
