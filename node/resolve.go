@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -23,6 +24,28 @@ func SplitPath(p string) ([]string, error) {
 			return nil, fmt.Errorf("path %q: relative segment: %w", p, ErrNoSuchPath)
 		}
 		segs = append(segs, s)
+	}
+	return segs, nil
+}
+
+// SplitEscapedPath splits an escaped URL path (RFC 3986) into unescaped
+// segments with SplitPath's rules: empty segments are dropped; a "." or
+// ".." segment, or a malformed escape, is an error wrapping ErrNoSuchPath.
+// An escaped slash stays inside its segment (and then matches no entry).
+func SplitEscapedPath(p string) ([]string, error) {
+	var segs []string
+	for _, s := range strings.Split(p, "/") {
+		if s == "" {
+			continue
+		}
+		u, err := url.PathUnescape(s)
+		if err != nil {
+			return nil, fmt.Errorf("path segment %q: %v: %w", s, err, ErrNoSuchPath)
+		}
+		if u == "." || u == ".." {
+			return nil, fmt.Errorf("path segment %q: relative segment: %w", s, ErrNoSuchPath)
+		}
+		segs = append(segs, u)
 	}
 	return segs, nil
 }

@@ -45,23 +45,12 @@ func ipfsPath(c cid.Cid, segs []string) string {
 	return b.String()
 }
 
-// splitEscapedPath splits an escaped URL path into unescaped segments with
-// node.SplitPath's rules: empty segments dropped, "." and ".." refused.
-// Escaped slashes stay inside their segment (and then match no entry).
+// splitEscapedPath is node.SplitEscapedPath with its errors as bad
+// requests.
 func splitEscapedPath(p string) ([]string, error) {
-	var segs []string
-	for _, s := range strings.Split(p, "/") {
-		if s == "" {
-			continue
-		}
-		u, err := url.PathUnescape(s)
-		if err != nil {
-			return nil, badRequest("path segment %q: %v", s, err)
-		}
-		if u == "." || u == ".." {
-			return nil, badRequest("path segment %q: relative segments are not allowed", s)
-		}
-		segs = append(segs, u)
+	segs, err := node.SplitEscapedPath(p)
+	if err != nil {
+		return nil, badRequest("%v", err)
 	}
 	return segs, nil
 }

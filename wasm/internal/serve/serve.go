@@ -108,7 +108,7 @@ func (s *Server) Serve(ctx context.Context, req Request) (*Response, error) {
 	if req.Method != "GET" && req.Method != "HEAD" {
 		return nil, fmt.Errorf("method %s: %w", req.Method, ErrPassThrough)
 	}
-	segs, err := splitEscaped(req.Path)
+	segs, err := node.SplitEscapedPath(req.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPassThrough, err)
 	}
@@ -341,26 +341,6 @@ func etagMatch(list, etag string) bool {
 // or the same strong ETag. A date never matches (the file has none).
 func ifRangeOK(ifRange, etag string) bool {
 	return ifRange == "" || strings.TrimSpace(ifRange) == etag
-}
-
-// splitEscaped splits an escaped URL path into unescaped segments, with
-// node.SplitPath's rules.
-func splitEscaped(p string) ([]string, error) {
-	var segs []string
-	for _, s := range strings.Split(p, "/") {
-		if s == "" {
-			continue
-		}
-		u, err := url.PathUnescape(s)
-		if err != nil {
-			return nil, fmt.Errorf("path segment %q: %w", s, err)
-		}
-		if u == "." || u == ".." {
-			return nil, fmt.Errorf("path segment %q: %w", s, node.ErrNoSuchPath)
-		}
-		segs = append(segs, u)
-	}
-	return segs, nil
 }
 
 func escapeAll(segs []string) []string {
