@@ -65,7 +65,7 @@ self.addEventListener('fetch', (event) => {
   if (req.mode === 'navigate' && !hearthBooted) return; // cold: see above
   event.respondWith(
     hearthBoot
-      .then(() => new Promise((resolve, reject) => goHandleFetch(req, event.clientId, event.resultingClientId, resolve, reject)))
+      .then(() => new Promise((resolve) => goHandleFetch(req, event.clientId, event.resultingClientId, resolve)))
       .then((resp) => resp || fetch(req))
       .catch(() => fetch(req)),
   );

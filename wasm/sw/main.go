@@ -4,8 +4,9 @@
 // the bootstrap /.hearth/sw.js (js/src/sw.js), which adds the event
 // listeners synchronously and calls into Go once it has booted:
 //
-//	goHandleFetch(request, clientId, resultingClientId) → Promise<Response|null>
-//	    null: fetch the request from the network, untouched.
+//	goHandleFetch(request, clientId, resultingClientId, resolve)
+//	    resolve(Response) or resolve(null): fetch the request from the
+//	    network, untouched.
 //	goHandleMessage(data, ports, sourceClientId)
 //	    a page registering its agent's MessagePort, or an agent message.
 //

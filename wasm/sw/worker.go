@@ -66,8 +66,7 @@ type worker struct {
 	mu          sync.Mutex
 	clientRoots map[string]*node.RootRecord
 	clientOrder []string
-	reports     map[string][]byte // by client ID: a JSON array being built
-	reportSoon  bool              // flushReports is scheduled
+	reports     map[string][]byte // by client ID: a JSON array being built; flushReports is scheduled while not empty
 }
 
 func newWorker(cfg *jsconfig.Config) *worker {
@@ -112,11 +111,11 @@ func (w *worker) ours(method, origin, path, cacheMode string) bool {
 	return false
 }
 
-// jsFetch is goHandleFetch(request, clientId, resultingClientId, resolve,
-// reject): it settles the bootstrap's Promise with a Response, or with null
-// when the network should answer.
+// jsFetch is goHandleFetch(request, clientId, resultingClientId, resolve):
+// it resolves the bootstrap's Promise with a Response, or with null when the
+// network should answer (it never rejects).
 func (w *worker) jsFetch(_ js.Value, args []js.Value) any {
-	if len(args) < 5 {
+	if len(args) < 4 {
 		return nil
 	}
 	req, resolve := args[0], args[3]
@@ -347,8 +346,13 @@ func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool,
 	b := r.appendJSON(nil)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.reports == nil {
+	if len(w.reports) == 0 { // the first since the last flush: schedule one
 		w.reports = make(map[string][]byte)
+		d := reportDelay
+		if w.cache.active.Load() == 0 {
+			d = reportIdleDelay // no response in progress: little to wait for
+		}
+		time.AfterFunc(d, w.flushReports)
 	}
 	q := w.reports[clientID]
 	if q == nil {
@@ -357,14 +361,6 @@ func (w *worker) report(clientID, url string, st *serve.Stats, passthrough bool,
 		q = append(q, ',')
 	}
 	w.reports[clientID] = append(q, b...)
-	if !w.reportSoon {
-		w.reportSoon = true
-		d := reportDelay
-		if w.cache.active.Load() == 0 {
-			d = reportIdleDelay // no response in progress: little to wait for
-		}
-		time.AfterFunc(d, w.flushReports)
-	}
 }
 
 // reportDelay is how long a report waits for others to the same page while
@@ -445,7 +441,6 @@ func (w *worker) flushReports() {
 	w.mu.Lock()
 	queued := w.reports
 	w.reports = nil
-	w.reportSoon = false
 	w.mu.Unlock()
 	for id, q := range queued {
 		q = append(q, ']')
