@@ -3,6 +3,7 @@ package testbrowser
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -56,23 +57,69 @@ func startSeeder(t testing.TB, relayURL string, site node.SiteID, store node.Get
 	return p
 }
 
-// lyingHandler serves connections whose large messages (block data) have
-// their last byte flipped: blocks that no longer match their CIDs.
+// lyingHandler serves connections whose block data has its last byte
+// flipped: blocks that no longer match their CIDs, in well-formed messages.
 type lyingHandler struct{ exchange.Handler }
 
 func (h lyingHandler) ServeConn(ctx context.Context, peer string, c exchange.Conn) error {
 	return h.Handler.ServeConn(ctx, peer, lyingConn{c})
 }
 
+// The message types lyingConn rewrites (node/exchange/README.md): BLOCK
+// and MORE end with block data; a BATCH holds messages, each after its
+// uvarint length.
+const (
+	wireBlock = 3
+	wireMore  = 4
+	wireBatch = 9
+)
+
 type lyingConn struct{ exchange.Conn }
 
 func (c lyingConn) WriteMessage(ctx context.Context, p []byte) error {
-	if len(p) > 1024 {
-		q := append([]byte(nil), p...)
-		q[len(q)-1] ^= 0x01
-		p = q
+	q := append([]byte(nil), p...)
+	if len(q) > 0 && q[0] == wireBatch {
+		for b := q[1:]; len(b) > 0; {
+			n, k := binary.Uvarint(b)
+			if k <= 0 || n > uint64(len(b)-k) {
+				break // malformed: the real reader rejects it
+			}
+			corruptData(b[k : k+int(n)])
+			b = b[k+int(n):]
+		}
+	} else {
+		corruptData(q)
 	}
-	return c.Conn.WriteMessage(ctx, p)
+	return c.Conn.WriteMessage(ctx, q)
+}
+
+// corruptData flips the last byte of m's data if m is a BLOCK (type, id,
+// CID with its length, size, data) or a MORE (type, id, data) with data.
+func corruptData(m []byte) {
+	if len(m) == 0 || (m[0] != wireBlock && m[0] != wireMore) {
+		return
+	}
+	b := m[1:]
+	fields := 1 // id
+	if m[0] == wireBlock {
+		fields = 3 // id, CID length, size
+	}
+	for i := range fields {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return
+		}
+		b = b[k:]
+		if m[0] == wireBlock && i == 1 { // the CID itself
+			if v > uint64(len(b)) {
+				return
+			}
+			b = b[v:]
+		}
+	}
+	if len(b) > 0 {
+		b[len(b)-1] ^= 0x01
+	}
 }
 
 // openTabWithAgent loads the site in a tab and waits for its agent to

@@ -37,7 +37,9 @@ func (f CARStream) CAR(ctx context.Context, req node.Request, bs node.Blockstore
 		return nil, err
 	}
 	sk := node.NewBatchWriter(bs, 4<<20)
-	res, err := verifyAnswer(ctx, &dedupSource{src: carSource{r: cr}, seen: make(map[string]struct{})}, req, sk)
+	// A gateway is not banned: a malformed tail after a verified answer
+	// (late) changes nothing.
+	res, _, err := verifyAnswer(ctx, &dedupSource{src: carSource{r: cr}, seen: make(map[string]struct{})}, req, sk)
 	if ferr := sk.Flush(context.WithoutCancel(ctx)); ferr != nil && err == nil {
 		err = ferr
 	}

@@ -3,6 +3,7 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -282,6 +283,84 @@ func TestUnexpectedBlockBanned(t *testing.T) {
 	}
 	if ps := f.Peers(); len(ps) != 1 || !ps[0].Banned {
 		t.Fatalf("peers %+v: liar not banned", ps)
+	}
+}
+
+// badEndConn is a server's conn that sends every END, alone or in a BATCH,
+// truncated to its type byte: a protocol violation that comes only after
+// the answer's blocks, all of them correct.
+type badEndConn struct{ Conn }
+
+func (c badEndConn) WriteMessage(ctx context.Context, p []byte) error {
+	msgs := [][]byte{p}
+	batch := msgType(p[0]) == msgBatch
+	if batch {
+		var err error
+		if msgs, err = splitBatch(p); err != nil {
+			return err
+		}
+	}
+	out := []byte{byte(msgBatch)}
+	for _, m := range msgs {
+		if msgType(m[0]) == msgEnd {
+			m = m[:1]
+		}
+		out = binary.AppendUvarint(out, uint64(len(m)))
+		out = append(out, m...)
+	}
+	if !batch {
+		out = msgs[0]
+	}
+	return c.Conn.WriteMessage(ctx, out)
+}
+
+// TestLateProtocolErrorBanned: a peer whose answers verify but then break
+// the protocol is banned, though its verified blocks are kept; the fetch
+// completes from an honest peer.
+func TestLateProtocolErrorBanned(t *testing.T) {
+	dir := smallFilesDir(t, 20, 3000)
+	st, root := importDir(t, dir)
+	var all []cid.Cid
+	for c, err := range st.AllKeys(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, c)
+	}
+	for _, tc := range []struct {
+		name  string
+		fetch func(context.Context, *Fetcher) error
+	}{
+		{"blocks", func(ctx context.Context, f *Fetcher) error { return f.FetchBlocks(ctx, all) }},
+		{"dag", func(ctx context.Context, f *Fetcher) error {
+			_, err := f.Fetch(ctx, node.Request{Root: root, Scope: node.ScopeAll})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := newMemNet(t)
+			net.addWrapped("liar", newTestServer(t, st, ServerConfig{}), func(c Conn) Conn { return badEndConn{c} })
+			net.add("honest", newTestServer(t, st, ServerConfig{}))
+			var mu sync.Mutex
+			bans := map[string]error{}
+			f := newTestFetcher(t, FetcherConfig{Dialer: net, Finder: staticFinder{"liar", "honest"}, OnBan: func(p string, err error) {
+				mu.Lock()
+				bans[p] = err
+				mu.Unlock()
+			}})
+			if err := tc.fetch(ctxT(t, 10*time.Second), f); err != nil {
+				t.Fatal(err)
+			}
+			compareTree(t, dir, f.cfg.Store, root)
+			if net.dialCount("liar") == 0 {
+				t.Fatal("the liar was never asked: the test proves nothing")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(bans) != 1 || !errors.Is(bans["liar"], ErrProtocol) {
+				t.Fatalf("bans %v, want the liar's alone, for ErrProtocol", bans)
+			}
+		})
 	}
 }
 

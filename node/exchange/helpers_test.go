@@ -75,13 +75,14 @@ type memNet struct {
 	t       testing.TB
 	mu      sync.Mutex
 	servers map[string]*Server
+	wrap    map[string]func(Conn) Conn // the server side's conn, as the server writes it
 	conns   map[string][]Conn
 	dials   map[string]int
 	wg      sync.WaitGroup
 }
 
 func newMemNet(t testing.TB) *memNet {
-	n := &memNet{t: t, servers: make(map[string]*Server), conns: make(map[string][]Conn), dials: make(map[string]int)}
+	n := &memNet{t: t, servers: make(map[string]*Server), wrap: make(map[string]func(Conn) Conn), conns: make(map[string][]Conn), dials: make(map[string]int)}
 	t.Cleanup(func() {
 		n.mu.Lock()
 		for _, cs := range n.conns {
@@ -114,12 +115,25 @@ func (n *memNet) Dial(ctx context.Context, peer string) (Conn, error) {
 	a, b := newPipe(256)
 	n.conns[peer] = append(n.conns[peer], a, b)
 	n.dials[peer]++
+	var sc Conn = b
+	if w := n.wrap[peer]; w != nil {
+		sc = w(b)
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		_ = s.ServeConn(context.Background(), "client", b)
+		_ = s.ServeConn(context.Background(), "client", sc)
 	}()
 	return a, nil
+}
+
+// addWrapped adds s, whose connections are wrapped by wrap before it
+// serves them: a peer whose wire output is rewritten.
+func (n *memNet) addWrapped(id string, s *Server, wrap func(Conn) Conn) {
+	n.mu.Lock()
+	n.servers[id] = s
+	n.wrap[id] = wrap
+	n.mu.Unlock()
 }
 
 // kill closes every connection to peer.

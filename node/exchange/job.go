@@ -351,10 +351,13 @@ func (j *job) checkHedges() {
 
 // attemptResult is how one attempt at a task ended.
 type attemptResult struct {
-	peer     string // "" for the fallback
-	res      *node.Result
-	missing  []cid.Cid // kindBlocks: blocks the peer does not hold
-	err      error
+	peer    string // "" for the fallback
+	res     *node.Result
+	missing []cid.Cid // kindBlocks: blocks the peer does not hold
+	err     error
+	// late is a peer fault (a protocol violation) found after every block
+	// of the answer verified: the answer stands, the peer is banned.
+	late     error
 	fallback bool
 }
 
@@ -549,7 +552,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 	start := time.Now()
 	var n int64
 	if t.kind == kindBlocks {
-		r.missing, n, r.err = j.attemptBlocks(ctx, t, l)
+		r.missing, n, r.late, r.err = j.attemptBlocks(ctx, t, l)
 	} else {
 		var s *stream
 		s, r.err = l.cc.open(ctx, wireRequest{DAG: &t.req}, j.f.cfg.Window)
@@ -558,7 +561,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 				t.gotData.Store(true)
 				j.peerData.Store(true)
 			}}
-			r.res, r.err = verifyAnswer(ctx, src, t.req, j.sink)
+			r.res, r.late, r.err = verifyAnswer(ctx, src, t.req, j.sink)
 			n = src.bytes
 			if r.err != nil {
 				s.cancel()
@@ -574,19 +577,23 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 		j.durN++
 		j.mu.Unlock()
 	}
-	j.f.release(l, n, r.err)
+	if r.err != nil {
+		j.f.release(l, n, r.err)
+	} else {
+		j.f.release(l, n, r.late)
+	}
 	return r
 }
 
 // attemptBlocks asks for t.blocks; each must come in order, as a block
-// that hashes to its CID or as MISSING.
-func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) ([]cid.Cid, int64, error) {
+// that hashes to its CID or as MISSING. It returns the blocks missing, the
+// bytes of block data received and, if every block verified but the answer
+// then broke the protocol, that fault as late.
+func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) (missing []cid.Cid, n int64, late, err error) {
 	s, err := l.cc.open(ctx, wireRequest{Blocks: t.blocks}, j.f.cfg.Window)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	var missing []cid.Cid
-	var n int64
 	err = func() error {
 		for _, want := range t.blocks {
 			it, err := s.next(ctx, j.f.cfg.StallTimeout)
@@ -613,15 +620,19 @@ func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) ([]cid.Cid, 
 				return err
 			}
 		}
-		if it, err := s.next(ctx, j.f.cfg.StallTimeout); err == nil {
+		it, err := s.next(ctx, j.f.cfg.StallTimeout)
+		switch {
+		case err == nil:
 			return fmt.Errorf("block %s after the list: %w", it.blk.Cid, node.ErrUnexpectedBlock)
+		case isPeerFault(err):
+			late = err
 		}
 		return nil
 	}()
 	if err != nil {
 		s.cancel()
 	}
-	return missing, n, err
+	return missing, n, late, err
 }
 
 // attemptFallback runs t through the Fallback.

@@ -58,24 +58,29 @@ func (g *streamGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 
 // verifyAnswer runs req's traversal over src, storing every verified block
 // through sk, and then checks that the answer ends there. It returns what
-// the traversal found and the bytes of block data it read.
-func verifyAnswer(ctx context.Context, src blockSource, req node.Request, sk *node.BatchWriter) (*node.Result, error) {
+// the traversal found and, if every block verified but the answer then
+// broke the protocol (node.ErrUnexpectedBlock or ErrProtocol), that fault
+// as late: the result stands, and the peer is still to blame.
+func verifyAnswer(ctx context.Context, src blockSource, req node.Request, sk *node.BatchWriter) (res *node.Result, late, err error) {
 	g := newStreamGetter(src, sk)
-	res, err := node.Traverse(ctx, g, req, func(b node.Block) error { return sk.Put(ctx, b) })
+	res, err = node.Traverse(ctx, g, req, func(b node.Block) error { return sk.Put(ctx, b) })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b, err := src.nextBlock(ctx)
 	switch {
 	case err == nil:
-		return nil, fmt.Errorf("block %s after the traversal's end: %w", b.Cid, node.ErrUnexpectedBlock)
+		return nil, nil, fmt.Errorf("block %s after the traversal's end: %w", b.Cid, node.ErrUnexpectedBlock)
 	case errors.Is(err, io.EOF):
-		return res, nil
+		return res, nil, nil
 	case ctx.Err() != nil:
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
+	case isPeerFault(err):
+		return res, err, nil
 	}
-	// Every block was verified; the peer's late error changes nothing.
-	return res, nil
+	// Every block was verified; the peer's late error (a remote error, a
+	// closed connection) changes nothing.
+	return res, nil, nil
 }
 
 // streamSource is a blockSource over a protocol stream. In a DAG answer a
