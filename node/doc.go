@@ -1,6 +1,8 @@
 // Package node is Hearth's peer library: the content model (CIDs, UnixFS
 // DAGs, CAR), block stores, root records and the traversal that both serves
-// and verifies the IPFS Trustless Gateway block stream.
+// and verifies the IPFS Trustless Gateway block stream; and pins with the
+// garbage collection they govern (PutPin, CollectGarbage), shared by every
+// role that writes to a store.
 //
 // Everything here builds for native targets and for GOOS=js GOARCH=wasm;
 // native-only parts (pebble, the importer) live in sub-packages.

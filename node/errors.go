@@ -26,6 +26,8 @@ var (
 	ErrBadRange = errors.New("range not satisfiable")
 	// ErrBadRecord: a root record is malformed.
 	ErrBadRecord = errors.New("malformed root record")
+	// ErrBadPin: a pin in a store's metadata is malformed.
+	ErrBadPin = errors.New("malformed pin")
 	// ErrBadSignature: a root record's signature does not verify under its site key.
 	ErrBadSignature = errors.New("root record signature invalid")
 	// ErrWrongSite: a root record is for another site.

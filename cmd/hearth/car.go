@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -44,7 +45,7 @@ func newCarCmd() *cobra.Command {
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "import FILE",
-		Short: "Verify and store every block of a CAR file; print its roots",
+		Short: "Verify and store every block of a CAR file; pin and print its roots",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
@@ -63,6 +64,19 @@ func newCarCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "imported %d blocks\n", n)
 			for _, r := range roots {
+				// A root whose DAG is whole is pinned (kept by garbage
+				// collection); a partial one is left unpinned.
+				size, err := node.MarkDAG(cmd.Context(), st, r, nil, make(map[string]struct{}))
+				switch {
+				case errors.Is(err, node.ErrNotFound):
+					fmt.Fprintf(cmd.ErrOrStderr(), "root %s is not whole here; not pinned\n", r)
+				case err != nil:
+					return err
+				default:
+					if err := node.PinCID(st, r, size); err != nil {
+						return err
+					}
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), r)
 			}
 			return nil

@@ -18,6 +18,8 @@ func newOriginCmd() *cobra.Command {
 	var storeDir, keyFile, listen, src, addrFile string
 	var watch bool
 	var debounce time.Duration
+	var keep int
+	var keepFor time.Duration
 	var browser *browserFlags // browser client flags, set below (origin_browser.go)
 	cmd := &cobra.Command{
 		Use:   "origin --key FILE [--store DIR] [--listen ADDR] [--site SRC [--watch]]",
@@ -26,7 +28,9 @@ func newOriginCmd() *cobra.Command {
 the latest root record and the record history at /.well-known/hearth/SITE/,
 a record event stream, the IPFS Trustless Gateway at /ipfs/, /metrics and
 /healthz. With --site SRC, publish SRC first (signing a new record if its
-root changed); with --watch, republish whenever SRC changes.`,
+root changed); with --watch, republish whenever SRC changes. Each new root
+is pinned; older ones are unpinned past --keep and --keep-for, and blocks
+no pin keeps are deleted (other sites' pins in the store are kept).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if watch && src == "" {
@@ -42,7 +46,7 @@ root changed); with --watch, republish whenever SRC changes.`,
 			}
 			defer st.Close()
 			log := slog.Default()
-			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Logger: log})
+			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -79,6 +83,7 @@ root changed); with --watch, republish whenever SRC changes.`,
 	cmd.Flags().StringVar(&src, "site", "", "file or directory to publish at start")
 	cmd.Flags().BoolVar(&watch, "watch", false, "republish --site whenever it changes")
 	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
+	addRetentionFlags(cmd, &keep, &keepFor)
 	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
 	return cmd
 }

@@ -14,13 +14,16 @@ import (
 
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/importer"
+	"github.com/hearthcdn/hearth/node/origin"
 )
 
 func newPublishCmd() *cobra.Command {
 	var storeDir, keyFile string
+	var keep int
+	var keepFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "publish [--store DIR] [--key FILE] SRC",
-		Short: "Import a file or directory; print its root CID; with --key, sign the next root record",
+		Short: "Import and pin a file or directory; print its root CID; with --key, sign the next root record",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
@@ -66,13 +69,31 @@ func newPublishCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(stderr, "signed root record seq %d for site %s\n", rec.Seq, rec.Site)
+				// Pinned as the site's root; roots past the retention
+				// (`hearth origin --keep`, --keep-for) are collected.
+				rs, err := origin.Retain(cmd.Context(), st, rec, keep, keepFor, time.Now())
+				if err != nil {
+					return err
+				}
+				if rs.Deleted > 0 {
+					fmt.Fprintf(stderr, "unpinned seq %v; deleted %d blocks no pin keeps\n", rs.Unpinned, rs.Deleted)
+				}
+			} else {
+				size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
+				if err != nil {
+					return err
+				}
+				if err := node.PinCID(st, root, size); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), root)
 			return nil
 		},
 	}
 	addStoreFlag(cmd, &storeDir)
-	cmd.Flags().StringVar(&keyFile, "key", "", "site key file; sign and store the next root record")
+	cmd.Flags().StringVar(&keyFile, "key", "", "site key file; sign and store the next root record (else the root is pinned by CID)")
+	addRetentionFlags(cmd, &keep, &keepFor)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +29,13 @@ func defaultStoreDir() string {
 
 func addStoreFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "store", "", "block store directory (default $HEARTH_STORE, $XDG_DATA_HOME/hearth or ~/.local/share/hearth)")
+}
+
+// addRetentionFlags adds the flags of how long an origin keeps replaced
+// roots (origin.Config.Keep, KeepFor).
+func addRetentionFlags(cmd *cobra.Command, keep *int, keepFor *time.Duration) {
+	cmd.Flags().IntVar(keep, "keep", 3, "with a site key: how many of the newest roots stay pinned")
+	cmd.Flags().DurationVar(keepFor, "keep-for", time.Hour, "with a site key: keep a replaced root pinned this long after it was replaced")
 }
 
 func openStore(dir string) (*pebblestore.Store, error) {

@@ -41,8 +41,15 @@ type Config struct {
 	// republishing; 0 means 500 ms. A stream of changes republishes at
 	// least every 10 Debounce periods.
 	Debounce time.Duration
-	Logger   *slog.Logger     // nil: slog.Default()
-	Metrics  *hosting.Metrics // nil: fresh metrics
+	// Keep is how many of the newest published roots stay pinned, their
+	// blocks served; 0 means 3. Older roots' blocks are garbage-collected
+	// after each publish (node.CollectGarbage), unless KeepFor holds them.
+	Keep int
+	// KeepFor keeps a replaced root pinned until it has been replaced for
+	// this long, for visitors and seeders still on it; 0 means 1 hour.
+	KeepFor time.Duration
+	Logger  *slog.Logger     // nil: slog.Default()
+	Metrics *hosting.Metrics // nil: fresh metrics
 }
 
 // Origin serves one site. Create it with New.
@@ -54,7 +61,8 @@ type Origin struct {
 	handler http.Handler
 	log     *slog.Logger
 
-	publishMu sync.Mutex // one import at a time
+	publishMu sync.Mutex // one import, upload or collection at a time
+	pinned    uint64     // the newest sequence pinned by this process; under publishMu
 }
 
 // New returns an origin for cfg.Key's site over cfg.Store. It does not
@@ -68,6 +76,12 @@ func New(cfg Config) (*Origin, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 3
+	}
+	if cfg.KeepFor <= 0 {
+		cfg.KeepFor = time.Hour
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = hosting.NewMetrics()
@@ -88,7 +102,7 @@ func New(cfg Config) (*Origin, error) {
 		Records:   o.records,
 		// A writer holding the site key (hearth mount --key) publishes
 		// new roots here; the signed record is the authorization.
-		Publish: gateway.NewPublish(feed, cfg.Store, 0),
+		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, 0)),
 		Site:    gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m}),
 		Metrics: m.Handler(),
 		Health:  o.health,
@@ -148,6 +162,9 @@ func (o *Origin) Publish(ctx context.Context) (*node.RootRecord, bool, error) {
 		return nil, false, fmt.Errorf("publishing %s: %w", o.cfg.Source, err)
 	}
 	if cur := o.feed.Latest(); cur != nil && cur.Root.Equals(root) {
+		if err := o.retainLocked(ctx, cur); err != nil {
+			return nil, false, err
+		}
 		return cur, false, nil
 	}
 	rec, err := o.feed.SignNext(o.cfg.Key, root, time.Now())
@@ -159,5 +176,88 @@ func (o *Origin) Publish(ctx context.Context) (*node.RootRecord, bool, error) {
 	o.cfg.Metrics.Published.Inc()
 	o.log.Info("published", "seq", rec.Seq, "root", root.String(), "files", st.Files, "bytes", st.Bytes,
 		"took", time.Since(start).Round(time.Millisecond))
+	if err := o.retainLocked(ctx, rec); err != nil {
+		return rec, true, err
+	}
 	return rec, true, nil
+}
+
+// publishHandler runs h (uploads of new roots) one at a time with imports
+// and collections, so that no collection sees an upload's blocks before its
+// record; and pins what it accepted.
+func (o *Origin) publishHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.publishMu.Lock()
+		defer o.publishMu.Unlock()
+		h.ServeHTTP(w, r)
+		if rec := o.feed.Latest(); rec != nil && rec.Seq > o.pinned {
+			o.cfg.Metrics.RecordSeq.Set(float64(rec.Seq))
+			if err := o.retainLocked(context.WithoutCancel(r.Context()), rec); err != nil {
+				o.log.Error("pinning an uploaded root", "seq", rec.Seq, "err", err)
+			}
+		}
+	})
+}
+
+// retainLocked pins rec's root (once per process and sequence), then
+// unpins what Keep and KeepFor no longer hold and collects garbage
+// (Retain). The caller holds publishMu.
+func (o *Origin) retainLocked(ctx context.Context, rec *node.RootRecord) error {
+	if rec.Seq <= o.pinned {
+		return nil
+	}
+	st, err := Retain(ctx, o.cfg.Store, rec, o.cfg.Keep, o.cfg.KeepFor, time.Now())
+	o.cfg.Metrics.GCDeleted.Add(float64(st.Deleted))
+	if err != nil {
+		return fmt.Errorf("keeping seq %d: %w", rec.Seq, err)
+	}
+	o.pinned = rec.Seq
+	if st.Deleted > 0 || len(st.Unpinned) > 0 {
+		o.log.Info("collected garbage", "unpinned", st.Unpinned, "deleted_blocks", st.Deleted, "kept_blocks", st.Kept)
+	}
+	return nil
+}
+
+// RetainStats describes what Retain did.
+type RetainStats struct {
+	node.GCStats
+	Unpinned []uint64 // sequences unpinned
+}
+
+// Retain pins rec's root as its site's (its whole DAG must be in st),
+// unpins the site's older roots but for the keep newest and those replaced
+// less than keepFor before now (by the records' publication times), then
+// collects garbage (node.CollectGarbage, which also keeps every other
+// site's pins). Pins are durable before any block is deleted. Errors: the
+// DAG under rec.Root is incomplete (wrapping node.ErrNotFound), or the
+// store's.
+func Retain(ctx context.Context, st Store, rec *node.RootRecord, keep int, keepFor time.Duration, now time.Time) (RetainStats, error) {
+	var out RetainStats
+	size, err := node.MarkDAG(ctx, st, rec.Root, nil, make(map[string]struct{}))
+	if err != nil {
+		return out, fmt.Errorf("pinning %s: %w", rec.Root, err)
+	}
+	if err := node.PutPin(st, rec.Site, node.Pin{Seq: rec.Seq, Root: rec.Root, Bytes: size}); err != nil {
+		return out, err
+	}
+	// replaced[seq] is when the record after seq was published.
+	replaced := make(map[uint64]time.Time)
+	hist := node.NewRecordLog(st).History(rec.Site)
+	for i := 0; i+1 < len(hist); i++ {
+		replaced[hist[i].Seq] = hist[i+1].Published
+	}
+	for i, p := range node.LoadPins(st, rec.Site) {
+		if i < keep || p.Seq >= rec.Seq {
+			continue
+		}
+		if t, ok := replaced[p.Seq]; ok && now.Sub(t) < keepFor {
+			continue
+		}
+		if err := node.DeletePin(st, rec.Site, p.Seq); err != nil {
+			return out, err
+		}
+		out.Unpinned = append(out.Unpinned, p.Seq)
+	}
+	out.GCStats, err = node.CollectGarbage(ctx, st, nil, rec.Site)
+	return out, err
 }

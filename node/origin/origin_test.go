@@ -1,6 +1,7 @@
 package origin_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/gateway"
 	"github.com/hearthcdn/hearth/node/origin"
+	"github.com/hearthcdn/hearth/node/pebblestore"
 )
 
 type memStore struct {
@@ -146,4 +148,106 @@ func TestWatchRepublishes(t *testing.T) {
 	write("new/deeper/x.txt", "x")
 	write("new/deeper/x.txt", "x2")
 	write("new/deeper/x.txt", "x3")
+}
+
+// TestOriginRetention: with Keep 2 and no grace, four publishes leave the
+// two newest roots pinned and whole, and the older roots' own blocks
+// deleted (404 at the gateway); with a grace of an hour, roots replaced
+// within it stay pinned however many there are.
+func TestOriginRetention(t *testing.T) {
+	ctx := context.Background()
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	version := func(v int) map[string][]byte {
+		return map[string][]byte{
+			"index.html": []byte("shared"),
+			"big.bin":    bytes.Repeat([]byte{byte(v)}, 2*node.ChunkSize+10), // leaves of its own
+		}
+	}
+	start := func(keep int, keepFor time.Duration) (*origin.Origin, *httptest.Server) {
+		o, err := origin.New(origin.Config{Store: st, Key: key, Source: dir, Keep: keep, KeepFor: keepFor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(o.Handler())
+		t.Cleanup(func() { srv.Close(); o.Close() })
+		return o, srv
+	}
+	o, srv := start(2, time.Nanosecond)
+	var recs []*node.RootRecord
+	own := make([]map[string]node.Block, 0, 5) // each version's blocks
+	for v := 1; v <= 4; v++ {
+		harness.WriteTree(t, dir, version(v))
+		rec, isNew, err := o.Publish(ctx)
+		if err != nil || !isNew {
+			t.Fatalf("publish %d: %v %v", v, isNew, err)
+		}
+		recs = append(recs, rec)
+		own = append(own, harness.DAGBlocks(t, st, rec.Root))
+	}
+	pinned := func() []uint64 {
+		var out []uint64
+		for _, p := range node.LoadPins(st, o.Site()) {
+			out = append(out, p.Seq)
+		}
+		return out
+	}
+	if got := fmt.Sprint(pinned()); got != "[4 3]" {
+		t.Fatalf("pins %s, want [4 3]", got)
+	}
+	for i, rec := range recs {
+		kept := i >= 2
+		if _, err := node.MarkDAG(ctx, st, rec.Root, nil, map[string]struct{}{}); (err == nil) != kept {
+			t.Errorf("seq %d: whole DAG %v, want %v (err %v)", rec.Seq, err == nil, kept, err)
+		}
+		// A leaf of this version's big.bin alone.
+		for _, b := range own[i] {
+			if b.Cid.Type() != node.CodecRaw || len(b.Data) != node.ChunkSize {
+				continue
+			}
+			want := 200
+			if !kept {
+				want = 404
+			}
+			if code := status(t, srv.URL+"/ipfs/"+b.Cid.String()+"?format=raw"); code != want {
+				t.Errorf("seq %d leaf: %d, want %d", rec.Seq, code, want)
+			}
+			break
+		}
+	}
+	if got := get(t, srv.URL+"/big.bin"); !bytes.Equal(got, version(4)["big.bin"]) {
+		t.Error("the newest root's file is not served whole")
+	}
+
+	// An hour's grace: seq 4 and 3 were replaced just now, so both stay.
+	o2, _ := start(1, time.Hour)
+	harness.WriteTree(t, dir, version(5))
+	if _, _, err := o2.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(pinned()); got != "[5 4 3]" {
+		t.Fatalf("pins %s with an hour's grace, want [5 4 3]", got)
+	}
+}
+
+func get(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return b
 }

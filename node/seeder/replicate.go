@@ -123,7 +123,7 @@ func (s *Seeder) replicate(ctx context.Context, rec *node.RootRecord) error {
 	}
 	// Every block is durably stored: only now may the root be pinned.
 	p := Pin{Seq: rec.Seq, Root: rec.Root, Bytes: st.Bytes}
-	if err := s.cfg.Store.PutMeta(pinKey(s.cfg.Site, p.Seq), encodePin(p)); err != nil {
+	if err := node.PutPin(s.cfg.Store, s.cfg.Site, p); err != nil {
 		return fmt.Errorf("pinning seq %d: %w", rec.Seq, err)
 	}
 	s.mu.Lock()
@@ -185,7 +185,7 @@ func (s *Seeder) gc(ctx context.Context) error {
 		kept = append(kept, p)
 	}
 	for _, p := range dropped {
-		if err := s.cfg.Store.DeleteMeta(pinKey(s.cfg.Site, p.Seq)); err != nil {
+		if err := node.DeletePin(s.cfg.Store, s.cfg.Site, p.Seq); err != nil {
 			return fmt.Errorf("unpinning seq %d: %w", p.Seq, err)
 		}
 		s.log.Info("unpinned", "seq", p.Seq, "root", p.Root.String())
@@ -195,45 +195,13 @@ func (s *Seeder) gc(ctx context.Context) error {
 	s.mu.Unlock()
 	s.updateGauges()
 
-	var batch []cid.Cid
-	deleted := 0
-	del := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if dm, ok := s.cfg.Store.(deleteManyer); ok {
-			if err := dm.DeleteMany(ctx, batch); err != nil {
-				return err
-			}
-		} else {
-			for _, c := range batch {
-				if err := s.cfg.Store.Delete(ctx, c); err != nil {
-					return err
-				}
-			}
-		}
-		deleted += len(batch)
-		s.m.GCDeleted.Add(float64(len(batch)))
-		batch = batch[:0]
-		return nil
+	// Other sites' pins and records in the same store are kept too.
+	st, err := node.CollectGarbage(ctx, s.cfg.Store, marked, s.cfg.Site)
+	s.m.GCDeleted.Add(float64(st.Deleted))
+	if err != nil {
+		return err
 	}
-	for c, err := range s.cfg.Store.AllKeys(ctx) {
-		if err != nil {
-			return fmt.Errorf("listing blocks: %w", err)
-		}
-		if _, ok := marked[c.KeyString()]; ok {
-			continue
-		}
-		batch = append(batch, c)
-		if len(batch) >= 1024 {
-			if err := del(); err != nil {
-				return fmt.Errorf("deleting blocks: %w", err)
-			}
-		}
-	}
-	if err := del(); err != nil {
-		return fmt.Errorf("deleting blocks: %w", err)
-	}
+	deleted := st.Deleted
 	if deleted > 0 || len(dropped) > 0 {
 		s.log.Info("collected garbage", "deleted_blocks", deleted, "unpinned", len(dropped), "kept_bytes", total,
 			"took", time.Since(start).Round(time.Millisecond))
@@ -260,55 +228,9 @@ func (s *Seeder) notePresent(ctx context.Context) error {
 }
 
 // mark walks the DAG under root and returns the keys of its blocks not in
-// already, and the total size of those blocks. dag-pb nodes are read (they
-// hold the links); a raw leaf's size is what its parent records, read from
-// the store only when the parent records none.
+// already, and their total size in bytes (node.MarkDAG).
 func (s *Seeder) mark(ctx context.Context, root cid.Cid, already map[string]struct{}) (map[string]struct{}, int64, error) {
 	fresh := make(map[string]struct{})
-	var size int64
-	type item struct {
-		c    cid.Cid
-		size uint64
-	}
-	stack := []item{{c: root}}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, 0, err
-		}
-		it := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		k := it.c.KeyString()
-		if _, ok := already[k]; ok {
-			continue
-		}
-		if _, ok := fresh[k]; ok {
-			continue
-		}
-		fresh[k] = struct{}{}
-		if it.c.Type() == node.CodecRaw {
-			n := int64(it.size)
-			if n == 0 {
-				sz, err := s.cfg.Store.GetSize(ctx, it.c)
-				if err != nil {
-					return nil, 0, err
-				}
-				n = int64(sz)
-			}
-			size += n
-			continue
-		}
-		nd, raw, err := node.GetNode(ctx, s.cfg.Store, it.c)
-		if err != nil {
-			return nil, 0, err
-		}
-		size += int64(len(raw))
-		for i, l := range nd.Links {
-			sz := l.Tsize
-			if nd.IsFile() && i < len(nd.BlockSizes) && l.Cid.Type() == node.CodecRaw {
-				sz = nd.BlockSizes[i]
-			}
-			stack = append(stack, item{c: l.Cid, size: sz})
-		}
-	}
-	return fresh, size, nil
+	size, err := node.MarkDAG(ctx, s.cfg.Store, root, already, fresh)
+	return fresh, size, err
 }

@@ -8,7 +8,7 @@
 // Records arrive by the origin's event stream (reconnected with backoff)
 // and by polling the origin and the peers; a record is accepted only if it
 // is signed by the site key, for this site, with a sequence above the
-// latest held. See Pin for how pins survive crashes.
+// latest held. See node.PutPin for how pins survive crashes.
 package seeder
 
 import (
@@ -37,9 +37,8 @@ type Store interface {
 	node.MetaStore
 }
 
-type deleteManyer interface {
-	DeleteMany(ctx context.Context, cs []cid.Cid) error
-}
+// Pin is a root the seeder holds in full (node.Pin).
+type Pin = node.Pin
 
 // Config configures a Seeder.
 type Config struct {
@@ -155,7 +154,7 @@ func New(cfg Config) (*Seeder, error) {
 		Present:     s.isPresent,
 		Logger:      s.log,
 	})
-	s.pins = loadPins(cfg.Store, cfg.Site)
+	s.pins = node.LoadPins(cfg.Store, cfg.Site)
 	s.updateGauges()
 	s.records = gateway.NewRecords(gateway.RecordsOptions{Logger: s.log, Observer: s.m}, s.feed)
 	s.handler = hosting.Routes{

@@ -349,3 +349,50 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestSeederKeepsOtherSites: a seeder whose store also holds another
+// site's pinned root, and a root pinned by CID, collects only its own
+// garbage (here, loose blocks) and leaves those DAGs whole.
+func TestSeederKeepsOtherSites(t *testing.T) {
+	o := startOrigin(t, siteFiles("1"))
+	other := startOrigin(t, map[string][]byte{"other.html": []byte("another community's site"), "big.bin": bytes.Repeat([]byte("o"), 600<<10)})
+	otherRoot := other.Feed().Latest().Root
+	byCID := node.Sum(node.CodecRaw, []byte("pinned by CID"))
+	loose := node.Sum(node.CodecRaw, []byte("loose"))
+	s := startSeeder(t, o.Site(), o.srv.URL, func(c *seeder.Config) {
+		ctx := context.Background()
+		st := c.Store.(*pebblestore.Store)
+		for _, b := range blocksOf(t, other.store, otherRoot) {
+			if err := st.Put(ctx, b.Cid, b.Data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := node.PutPin(st, other.Site(), node.Pin{Seq: 1, Root: otherRoot}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []cid.Cid{byCID, loose} {
+			if err := st.Put(ctx, c, []byte(map[bool]string{true: "pinned by CID", false: "loose"}[c.Equals(byCID)])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := node.PinCID(st, byCID, 13); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.waitPinned(t, 1)
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		return value(s.m.GCDeleted) > 0, "no garbage collected"
+	})
+	keys := storeKeys(t, s.store)
+	if keys[loose.KeyString()] {
+		t.Error("the loose block was not collected")
+	}
+	if !keys[byCID.KeyString()] {
+		t.Error("the root pinned by CID was collected")
+	}
+	for k := range blocksOf(t, other.store, otherRoot) {
+		if !keys[k] {
+			t.Fatalf("block %x of the other site's pinned root was collected", k)
+		}
+	}
+}
