@@ -1,3 +1,7 @@
+//go:build !js
+
+// The collection tests run on pebble on disk, native only.
+
 package node_test
 
 import (
@@ -5,7 +9,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -244,20 +247,4 @@ func TestCollectGarbageRefuses(t *testing.T) {
 			}
 		})
 	}
-}
-
-func ExampleCollectGarbage() {
-	ctx := context.Background()
-	st := struct {
-		*node.MemStore
-		*node.MemMeta
-	}{node.NewMemStore(), node.NewMemMeta()}
-	kept := node.Sum(node.CodecRaw, []byte("pinned"))
-	_ = st.Put(ctx, kept, []byte("pinned"))
-	loose := node.Sum(node.CodecRaw, []byte("loose"))
-	_ = st.Put(ctx, loose, []byte("loose"))
-	_ = node.PinCID(st, kept, 6)
-	stats, err := node.CollectGarbage(ctx, st, nil)
-	fmt.Println(stats.Kept, stats.Deleted, err)
-	// Output: 1 1 <nil>
 }

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -577,11 +578,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 		j.durN++
 		j.mu.Unlock()
 	}
-	if r.err != nil {
-		j.f.release(l, n, r.err)
-	} else {
-		j.f.release(l, n, r.late)
-	}
+	j.f.release(l, n, cmp.Or(r.err, r.late))
 	return r
 }
 
