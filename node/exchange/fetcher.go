@@ -236,6 +236,36 @@ func (f *Fetcher) AddPeers(ids ...string) {
 	f.broadcastLocked()
 }
 
+// Warm starts connecting to known peers, unbanned and not backed off,
+// until n are connected or connecting (at most MaxConns), so that the
+// first request does not wait for a dial (for WebRTC, the offer/answer and
+// ICE round trips). It returns at once; Peers shows the result.
+func (f *Fetcher) Warm(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || f.cfg.Dialer == nil {
+		return
+	}
+	n = min(n, f.cfg.MaxConns)
+	now := time.Now()
+	conns := 0
+	for _, p := range f.peers {
+		if p.dialing || p.connected() {
+			conns++
+		}
+	}
+	for _, p := range f.peers {
+		if conns >= n {
+			return
+		}
+		if now.Before(p.bannedUntil) || p.dialing || p.connected() || now.Before(p.until) {
+			continue
+		}
+		f.dialLocked(p)
+		conns++
+	}
+}
+
 // FetcherPeer describes one peer a Fetcher knows.
 type FetcherPeer struct {
 	ID        string

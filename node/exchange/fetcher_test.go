@@ -368,6 +368,44 @@ func TestLateProtocolErrorBanned(t *testing.T) {
 	}
 }
 
+// TestWarm: Warm connects to up to n known peers before any request; the
+// first fetch then dials nobody.
+func TestWarm(t *testing.T) {
+	dir := smallFilesDir(t, 3, 100)
+	st, root := importDir(t, dir)
+	net := newMemNet(t)
+	for _, id := range []string{"a", "b", "c"} {
+		net.add(id, newTestServer(t, st, ServerConfig{}))
+	}
+	f := newTestFetcher(t, FetcherConfig{Dialer: net})
+	f.AddPeers("a", "b", "c")
+	f.Warm(2)
+	deadline := time.Now().Add(5 * time.Second)
+	connected := func() int {
+		n := 0
+		for _, p := range f.Peers() {
+			if p.Connected {
+				n++
+			}
+		}
+		return n
+	}
+	for connected() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := connected(); n != 2 {
+		t.Fatalf("%d peers connected after Warm(2)", n)
+	}
+	dials := net.dialCount("a") + net.dialCount("b") + net.dialCount("c")
+	f.Warm(2) // already there: no more dials
+	if _, err := f.Fetch(ctxT(t, 10*time.Second), node.Request{Root: root, Scope: node.ScopeAll}); err != nil {
+		t.Fatal(err)
+	}
+	if got := net.dialCount("a") + net.dialCount("b") + net.dialCount("c"); got != dials {
+		t.Fatalf("%d dials after warming, want %d", got, dials)
+	}
+}
+
 func TestFetcherClose(t *testing.T) {
 	dir := smallFilesDir(t, 3, 100)
 	st, root := importDir(t, dir)

@@ -25,8 +25,13 @@ import (
 
 const (
 	// statusEvery is how often the agent checks its peers and tells the
-	// worker when the count changed.
+	// worker when the counts changed; statusSoon, while it knows peers but
+	// is connected to none.
 	statusEvery = 2 * time.Second
+	statusSoon  = 100 * time.Millisecond
+	// warmConns is how many peers the agent connects to ahead of any
+	// request (exchange.Fetcher.Warm).
+	warmConns = 2
 	// findPeers is how many peers the agent asks the relay for.
 	findPeers = 8
 	// batchBytes is how many block bytes go in one message to the worker
@@ -52,6 +57,7 @@ type agent struct {
 	onMsg   js.Func
 	reqs    map[uint64]*request
 	peers   int // last count told to the worker
+	conns   int // of which connected, last told
 	seedOn  bool
 	root    cid.Cid // the latest verified root, for announcing
 	lastErr string
@@ -107,21 +113,23 @@ func (a *agent) setErr(s string) {
 	a.mu.Unlock()
 }
 
-// run finds peers, keeps the worker told how many there are, forwards root
-// records from the relay and announces the tab when seeding.
+// run finds peers, connects to warmConns of them ahead of any request,
+// keeps the worker told how many it knows and is connected to, forwards
+// root records from the relay and announces the tab when seeding.
 func (a *agent) run(p *swarm.Peer) {
 	if err := p.WaitReady(a.ctx); err != nil {
 		return
 	}
 	go a.followRecords(p) // owned by the agent: ends with a.ctx
 	a.applySeeding()
-	tick := time.NewTicker(statusEvery)
-	defer tick.Stop()
 	for {
-		n := 0
+		n, conns := 0, 0
 		for _, fp := range p.Fetcher.Peers() {
 			if !fp.Banned {
 				n++
+			}
+			if fp.Connected {
+				conns++
 			}
 		}
 		if n == 0 {
@@ -133,11 +141,18 @@ func (a *agent) run(p *swarm.Peer) {
 				n = len(ids)
 			}
 		}
-		a.setPeers(n)
+		if conns < warmConns {
+			p.Fetcher.Warm(warmConns)
+		}
+		a.setPeers(n, conns)
+		wait := statusEvery
+		if conns == 0 && n > 0 {
+			wait = statusSoon
+		}
 		select {
 		case <-a.ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
 }
@@ -190,21 +205,21 @@ func (a *agent) applySeeding() {
 	}
 }
 
-func (a *agent) setPeers(n int) {
+func (a *agent) setPeers(n, conns int) {
 	a.mu.Lock()
-	changed := n != a.peers
-	a.peers = n
+	changed := n != a.peers || conns != a.conns
+	a.peers, a.conns = n, conns
 	port := a.port
 	a.mu.Unlock()
 	if changed && !port.IsUndefined() {
-		post(port, statusMsg(n))
+		post(port, statusMsg(n, conns))
 	}
 }
 
-// statusMsg is the "status" message: the peer count, and that this agent
-// reads "want".
-func statusMsg(peers int) js.Value {
-	return agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": peers, "want": true})
+// statusMsg is the "status" message: the peers known and connected, and
+// that this agent reads "want".
+func statusMsg(peers, conns int) js.Value {
+	return agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": peers, "connected": conns, "want": true})
 }
 
 // post sends a message, ignoring a closed port.
@@ -293,12 +308,12 @@ func (a *agent) setPort(port js.Value) {
 		return nil
 	})
 	port.Set("onmessage", a.onMsg)
-	n := max(a.peers, 0)
+	n, conns := max(a.peers, 0), a.conns
 	a.mu.Unlock()
 	for _, r := range old {
 		r.cancel()
 	}
-	post(port, statusMsg(n))
+	post(port, statusMsg(n, conns))
 }
 
 // handle processes one message from the worker; called from a JS callback.

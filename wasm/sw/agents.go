@@ -45,7 +45,8 @@ const (
 var errAgentTimeout = errors.New("page agent did not answer in time")
 
 // agents are the page agents that registered a MessagePort. The worker
-// asks the newest one that reports peers. One that misses a deadline is
+// asks the newest one connected to peers, else the newest one that knows
+// some (a fresh agent is still connecting). One that misses a deadline is
 // suspect, and not asked, until it sends anything again (a closed tab never
 // does; a busy one soon does); one that says bye is dropped.
 type agents struct {
@@ -71,7 +72,8 @@ type agentPort struct {
 	slots chan struct{} // agentInFlight tokens
 
 	mu      sync.Mutex
-	peers   int
+	peers   int  // peers the agent knows
+	conns   int  // of which connected
 	wantOK  bool // the agent reads "want"
 	dead    bool
 	suspect bool // missed a deadline, silent since
@@ -124,20 +126,26 @@ func (a *agents) add(port js.Value, clientID string) {
 	}
 }
 
-// pick returns the newest live agent with peers, or nil.
+// pick returns the newest live agent connected to peers, else the newest
+// that knows some, or nil.
 func (a *agents) pick() *agentPort {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var known *agentPort
 	for i := len(a.list) - 1; i >= 0; i-- {
 		p := a.list[i]
 		p.mu.Lock()
 		ok := !p.dead && !p.suspect && p.peers > 0
+		conns := p.conns
 		p.mu.Unlock()
-		if ok {
+		switch {
+		case ok && conns > 0:
 			return p
+		case ok && known == nil:
+			known = p
 		}
 	}
-	return nil
+	return known
 }
 
 // live returns up to max agents that can serve, newest first. A navigation
@@ -209,6 +217,10 @@ func (p *agentPort) handle(m js.Value) {
 	case agentproto.TypeStatus:
 		p.mu.Lock()
 		p.peers = m.Get("peers").Int()
+		p.conns = 0
+		if c := m.Get("connected"); c.Type() == js.TypeNumber {
+			p.conns = c.Int()
+		}
 		p.wantOK = m.Get("want").Truthy()
 		p.mu.Unlock()
 	case agentproto.TypeBye:

@@ -218,6 +218,44 @@ func TestAgentSource(t *testing.T) {
 // few "want" messages; each stream gets its block whatever the order they
 // come in, streams for the same block share it, and a block the agent does
 // not send fails its stream only.
+// TestAgentPick: the newest agent connected to peers is asked before a
+// newer one still connecting; with none connected, the newest that knows
+// peers; an agent without peers never.
+func TestAgentPick(t *testing.T) {
+	store := node.NewMemStore()
+	a := newAgents(10*time.Second, func([]byte) {})
+	status := func(i int, m map[string]any) { a.list[i].handle(agentproto.Simple(agentproto.TypeStatus, m)) }
+	for i := range 3 {
+		port, _ := fakeAgent(t, store, false)
+		a.add(port, fmt.Sprintf("client%d", i))
+	}
+	if a.pick() != nil {
+		t.Fatal("an agent without peers was picked")
+	}
+	status(0, map[string]any{"peers": 2, "connected": 1, "want": true})
+	status(1, map[string]any{"peers": 2, "connected": 0, "want": true})
+	status(2, map[string]any{"peers": 0, "connected": 0, "want": true})
+	if p := a.pick(); p != a.list[0] {
+		t.Fatal("the connected agent was not picked")
+	}
+	status(0, map[string]any{"peers": 2, "connected": 0, "want": true})
+	if p := a.pick(); p != a.list[1] {
+		t.Fatal("with none connected, the newest agent that knows peers was not picked")
+	}
+	status(1, map[string]any{"peers": 2, "connected": 2, "want": true})
+	status(0, map[string]any{"peers": 2, "connected": 1, "want": true})
+	if p := a.pick(); p != a.list[1] {
+		t.Fatal("of two connected agents, the newer was not picked")
+	}
+	// An agent that says nothing of connections (an older build) counts
+	// as not connected.
+	status(0, map[string]any{"peers": 2})
+	status(1, map[string]any{"peers": 2})
+	if p := a.pick(); p != a.list[1] {
+		t.Fatal("without connection counts, the newest agent with peers was not picked")
+	}
+}
+
 func TestAgentWants(t *testing.T) {
 	store := node.NewMemStore()
 	var leaves []node.Block

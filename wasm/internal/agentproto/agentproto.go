@@ -22,10 +22,11 @@
 //
 // Agent → service worker:
 //
-//	{t: "status", peers, want}
-//	                        how many peers the agent is connected to; the
-//	                        worker asks only agents with peers. want: the
-//	                        agent reads "want".
+//	{t: "status", peers, connected, want}
+//	                        how many peers the agent knows, and of them is
+//	                        connected to (absent: none); the worker asks
+//	                        only agents with peers, the newest connected one
+//	                        first. want: the agent reads "want".
 //	{t: "blocks", id, cids: [ArrayBuffer], data: [ArrayBuffer], end}
 //	                        the next blocks of the answer, in traversal order;
 //	                        end (optional, true) makes it the last message,
