@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -16,12 +17,12 @@ import (
 // GetSize), so a missing leaf goes unnoticed; a missing inner node is an
 // error wrapping ErrNotFound, as what lies under it is unknown.
 func MarkDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}) (int64, error) {
-	return markDAG(ctx, bs, root, already, fresh, false)
+	return markDAG(ctx, bs, root, fresh, false, already)
 }
 
-// markDAG is MarkDAG; with partial, missing blocks (and what lies under
-// them) are skipped instead.
-func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}, partial bool) (int64, error) {
+// markDAG is MarkDAG, skipping the keys in any of already; with partial,
+// missing blocks (and what lies under them) are skipped instead.
+func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, fresh map[string]struct{}, partial bool, already ...map[string]struct{}) (int64, error) {
 	var size int64
 	type item struct {
 		c    cid.Cid
@@ -35,10 +36,7 @@ func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh ma
 		it := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		k := it.c.KeyString()
-		if _, ok := already[k]; ok {
-			continue
-		}
-		if _, ok := fresh[k]; ok {
+		if _, ok := fresh[k]; ok || inAny(already, k) {
 			continue
 		}
 		if it.c.Type() == CodecRaw {
@@ -77,6 +75,15 @@ func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh ma
 	return size, nil
 }
 
+func inAny(sets []map[string]struct{}, k string) bool {
+	for _, m := range sets {
+		if _, ok := m[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // GCStore is what garbage collection works on: blocks and the metadata
 // (pins, root records) that say which to keep.
 type GCStore interface {
@@ -87,7 +94,7 @@ type GCStore interface {
 // GCStats describes one garbage collection.
 type GCStats struct {
 	Deleted int // blocks deleted
-	Kept    int // blocks kept
+	Kept    int // blocks kept (CollectGarbage; CollectDropped does not count them)
 }
 
 // CollectGarbage deletes every block of s that nothing keeps. Kept are:
@@ -103,22 +110,63 @@ type GCStats struct {
 // Blocks are deleted in batches of 1,024 (with DeleteMany when s has it);
 // an error midway leaves the rest for the next collection.
 func CollectGarbage(ctx context.Context, s GCStore, live map[string]struct{}, managed ...SiteID) (GCStats, error) {
-	var st GCStats
+	more, err := markKept(ctx, s, live, managed)
+	if err != nil {
+		return GCStats{}, err
+	}
+	return sweep(ctx, s, s.AllKeys(ctx), live, more)
+}
+
+// CollectDropped deletes, of the blocks reachable from the roots in
+// dropped (just unpinned), those that nothing keeps (as CollectGarbage
+// decides). It reads only the inner nodes of those DAGs where a full
+// collection reads the whole store; blocks no root reaches (an interrupted
+// import's) stay until the next CollectGarbage. Errors as CollectGarbage.
+func CollectDropped(ctx context.Context, s GCStore, dropped []cid.Cid, live map[string]struct{}, managed ...SiteID) (GCStats, error) {
+	more, err := markKept(ctx, s, live, managed)
+	if err != nil {
+		return GCStats{}, err
+	}
+	doomed := make(map[string]struct{})
+	for _, root := range dropped {
+		if _, err := markDAG(ctx, s, root, doomed, true, live, more); err != nil {
+			return GCStats{}, fmt.Errorf("walking dropped root %s: %w", root, err)
+		}
+	}
+	keys := func(yield func(cid.Cid, error) bool) {
+		for k := range doomed {
+			c, err := cid.Cast([]byte(k))
+			if !yield(c, err) {
+				return
+			}
+		}
+	}
+	return sweep(ctx, s, keys, live, more)
+}
+
+// markKept marks, beside live, what collection keeps (see CollectGarbage).
+func markKept(ctx context.Context, s GCStore, live map[string]struct{}, managed []SiteID) (map[string]struct{}, error) {
 	more := make(map[string]struct{})
 	pins, err := AllPins(s)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	for _, root := range pins {
-		if _, err := markDAG(ctx, s, root, live, more, false); err != nil {
-			return st, fmt.Errorf("marking pinned root %s: %w", root, err)
+		if _, err := markDAG(ctx, s, root, more, false, live); err != nil {
+			return nil, fmt.Errorf("marking pinned root %s: %w", root, err)
 		}
 	}
 	for _, root := range latestRoots(s, managed) {
-		if _, err := markDAG(ctx, s, root, live, more, true); err != nil {
-			return st, fmt.Errorf("marking root %s: %w", root, err)
+		if _, err := markDAG(ctx, s, root, more, true, live); err != nil {
+			return nil, fmt.Errorf("marking root %s: %w", root, err)
 		}
 	}
+	return more, nil
+}
+
+// sweep deletes the blocks of keys in none of kept, in batches of 1,024.
+func sweep(ctx context.Context, s GCStore, keys iter.Seq2[cid.Cid, error], kept ...map[string]struct{}) (GCStats, error) {
+	var st GCStats
 	type deleteManyer interface {
 		DeleteMany(ctx context.Context, cs []cid.Cid) error
 	}
@@ -142,14 +190,11 @@ func CollectGarbage(ctx context.Context, s GCStore, live map[string]struct{}, ma
 		batch = batch[:0]
 		return nil
 	}
-	for c, err := range s.AllKeys(ctx) {
+	for c, err := range keys {
 		if err != nil {
 			return st, fmt.Errorf("listing blocks: %w", err)
 		}
-		k := c.KeyString()
-		_, mine := live[k]
-		_, theirs := more[k]
-		if mine || theirs {
+		if inAny(kept, c.KeyString()) {
 			st.Kept++
 			continue
 		}

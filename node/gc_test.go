@@ -194,6 +194,58 @@ func TestCollectGarbage(t *testing.T) {
 	}
 }
 
+// TestCollectDropped: collecting only an unpinned root's DAG deletes its
+// own blocks, keeps those a pin shares, and leaves loose blocks to a full
+// collection.
+func TestCollectDropped(t *testing.T) {
+	ctx := context.Background()
+	st := openPebble(t)
+	_, site := siteKey(t)
+	shared := bigFile("shared")
+	old, oldBlocks, _ := importFiles(t, st, map[string]string{"index.html": "old", "big.bin": shared, "gone.bin": bigFile("gone")})
+	cur, curBlocks, curSize := importFiles(t, st, map[string]string{"index.html": "new", "big.bin": shared})
+	_, looseBlocks, _ := importFiles(t, st, map[string]string{"loose.bin": bigFile("loose")})
+	if err := node.PutPin(st, site, node.Pin{Seq: 2, Root: cur, Bytes: curSize}); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := node.CollectDropped(ctx, st, []cid.Cid{old}, nil, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := keys(t, st)
+	deleted := 0
+	for k := range oldBlocks {
+		_, kept := curBlocks[k]
+		_, there := got[k]
+		switch {
+		case kept && !there:
+			t.Errorf("shared block %s deleted", cid.MustParse([]byte(k)))
+		case !kept && there:
+			t.Errorf("the dropped root's block %s kept", cid.MustParse([]byte(k)))
+		case !kept:
+			deleted++
+		}
+	}
+	if deleted == 0 || stats.Deleted != deleted {
+		t.Fatalf("deleted %d (stats %+v): the test proves nothing", deleted, stats)
+	}
+	for k := range looseBlocks {
+		if _, there := got[k]; !there {
+			t.Fatal("a loose block was deleted by a collection of dropped roots")
+		}
+	}
+	if _, err := node.MarkDAG(ctx, st, cur, nil, map[string]struct{}{}); err != nil {
+		t.Fatalf("the pinned root: %v", err)
+	}
+	// A full collection takes the loose blocks.
+	if _, err := node.CollectGarbage(ctx, st, nil, site); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(keys(t, st)); n != len(curBlocks) {
+		t.Fatalf("%d blocks after a full collection, want the pinned root's %d", n, len(curBlocks))
+	}
+}
+
 // TestCollectGarbageRefuses: a pin that does not parse, or that names a
 // DAG missing an inner node (so what lies under it is unknown), stops
 // collection before anything is deleted.

@@ -71,7 +71,7 @@ func newPublishCmd() *cobra.Command {
 				fmt.Fprintf(stderr, "signed root record seq %d for site %s\n", rec.Seq, rec.Site)
 				// Pinned as the site's root; roots past the retention
 				// (`hearth origin --keep`, --keep-for) are collected.
-				rs, err := origin.Retain(cmd.Context(), st, rec, keep, keepFor, time.Now())
+				rs, err := origin.Retain(cmd.Context(), st, rec, origin.RetainOptions{Keep: keep, KeepFor: keepFor, Full: true})
 				if err != nil {
 					return err
 				}

@@ -201,12 +201,14 @@ func (o *Origin) publishHandler(h http.Handler) http.Handler {
 
 // retainLocked pins rec's root (once per process and sequence), then
 // unpins what Keep and KeepFor no longer hold and collects garbage
-// (Retain). The caller holds publishMu.
+// (Retain; the whole store the first time). The caller holds publishMu.
 func (o *Origin) retainLocked(ctx context.Context, rec *node.RootRecord) error {
 	if rec.Seq <= o.pinned {
 		return nil
 	}
-	st, err := Retain(ctx, o.cfg.Store, rec, o.cfg.Keep, o.cfg.KeepFor, time.Now())
+	// The first collection of a process scans the whole store; later ones
+	// walk only what they unpin.
+	st, err := Retain(ctx, o.cfg.Store, rec, RetainOptions{Keep: o.cfg.Keep, KeepFor: o.cfg.KeepFor, Full: o.pinned == 0})
 	o.cfg.Metrics.GCDeleted.Add(float64(st.Deleted))
 	if err != nil {
 		return fmt.Errorf("keeping seq %d: %w", rec.Seq, err)
@@ -224,16 +226,33 @@ type RetainStats struct {
 	Unpinned []uint64 // sequences unpinned
 }
 
+// RetainOptions says which of a site's roots Retain keeps, and how it
+// collects.
+type RetainOptions struct {
+	Keep    int           // the newest roots kept pinned; at least 1
+	KeepFor time.Duration // a replaced root stays pinned this long after
+	Now     time.Time     // zero: time.Now()
+	// Full scans the whole store for blocks nothing keeps
+	// (node.CollectGarbage): an interrupted import's, a store's from before
+	// pins. Else only the unpinned roots' DAGs are walked
+	// (node.CollectDropped), which reads their inner nodes, not the store.
+	Full bool
+}
+
 // Retain pins rec's root as its site's (its whole DAG must be in st),
-// unpins the site's older roots but for the keep newest and those replaced
-// less than keepFor before now (by the records' publication times), then
-// collects garbage (node.CollectGarbage, which also keeps every other
-// site's pins). Pins are durable before any block is deleted. Errors: the
-// DAG under rec.Root is incomplete (wrapping node.ErrNotFound), or the
-// store's.
-func Retain(ctx context.Context, st Store, rec *node.RootRecord, keep int, keepFor time.Duration, now time.Time) (RetainStats, error) {
+// unpins the site's older roots but for the o.Keep newest and those
+// replaced less than o.KeepFor ago (by the records' publication times),
+// then deletes the blocks nothing keeps; every other site's pins are kept
+// too. Pins are durable before any block is deleted. Errors: the DAG under
+// rec.Root is incomplete (wrapping node.ErrNotFound), a pin is unreadable
+// (node.ErrBadPin), or the store's.
+func Retain(ctx context.Context, st Store, rec *node.RootRecord, o RetainOptions) (RetainStats, error) {
 	var out RetainStats
-	size, err := node.MarkDAG(ctx, st, rec.Root, nil, make(map[string]struct{}))
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	marked := make(map[string]struct{})
+	size, err := node.MarkDAG(ctx, st, rec.Root, nil, marked)
 	if err != nil {
 		return out, fmt.Errorf("pinning %s: %w", rec.Root, err)
 	}
@@ -246,18 +265,26 @@ func Retain(ctx context.Context, st Store, rec *node.RootRecord, keep int, keepF
 	for i := 0; i+1 < len(hist); i++ {
 		replaced[hist[i].Seq] = hist[i+1].Published
 	}
+	var dropped []cid.Cid
 	for i, p := range node.LoadPins(st, rec.Site) {
-		if i < keep || p.Seq >= rec.Seq {
+		if i < max(o.Keep, 1) || p.Seq >= rec.Seq {
 			continue
 		}
-		if t, ok := replaced[p.Seq]; ok && now.Sub(t) < keepFor {
+		if t, ok := replaced[p.Seq]; ok && o.Now.Sub(t) < o.KeepFor {
 			continue
 		}
 		if err := node.DeletePin(st, rec.Site, p.Seq); err != nil {
 			return out, err
 		}
 		out.Unpinned = append(out.Unpinned, p.Seq)
+		dropped = append(dropped, p.Root)
 	}
-	out.GCStats, err = node.CollectGarbage(ctx, st, nil, rec.Site)
+	// The new root's marks are not walked again.
+	switch {
+	case o.Full:
+		out.GCStats, err = node.CollectGarbage(ctx, st, marked, rec.Site)
+	case len(dropped) > 0:
+		out.GCStats, err = node.CollectDropped(ctx, st, dropped, marked, rec.Site)
+	}
 	return out, err
 }
