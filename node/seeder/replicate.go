@@ -56,7 +56,7 @@ func (s *Seeder) replicateLoop(ctx context.Context) error {
 				} else {
 					s.log.Error("refusing root: its DAG is malformed", "seq", rec.Seq, "root", rec.Root.String(), "err", err)
 				}
-				if err := s.gc(ctx); err != nil {
+				if err := s.gc(ctx, rec.Root); err != nil {
 					s.log.Warn("garbage collection failed", "err", err)
 				}
 			default:
@@ -156,10 +156,15 @@ func (s *Seeder) checkPins(ctx context.Context) {
 }
 
 // gc keeps the newest Keep pins that fit MaxStorage together (the newest
-// always stays), unpins the others, then deletes every block no kept pin
-// references. Unpinning is durable before any block is deleted. If a kept
-// DAG cannot be walked (a block is missing), nothing is deleted.
-func (s *Seeder) gc(ctx context.Context) error {
+// always stays), unpins the others, then deletes every block no pin keeps
+// (node.CollectGarbage). Only the first collection of the process scans
+// the whole store, so that what a replication cut short left is collected
+// once it is no longer wanted; later ones walk only the DAGs of the roots
+// just unpinned and of those in also, such as a refused root's partial DAG
+// (node.CollectDropped).
+// Unpinning is durable before any block is deleted. If a kept DAG cannot
+// be walked (a block is missing), nothing is deleted.
+func (s *Seeder) gc(ctx context.Context, also ...cid.Cid) error {
 	start := time.Now()
 	pins := s.Pins()
 	marked := make(map[string]struct{})
@@ -196,11 +201,22 @@ func (s *Seeder) gc(ctx context.Context) error {
 	s.updateGauges()
 
 	// Other sites' pins and records in the same store are kept too.
-	st, err := node.CollectGarbage(ctx, s.cfg.Store, marked, s.cfg.Site)
+	var st node.GCStats
+	var err error
+	if s.swept {
+		roots := also
+		for _, p := range dropped {
+			roots = append(roots, p.Root)
+		}
+		st, err = node.CollectDropped(ctx, s.cfg.Store, roots, marked, s.cfg.Site)
+	} else {
+		st, err = node.CollectGarbage(ctx, s.cfg.Store, marked, s.cfg.Site)
+	}
 	s.m.GCDeleted.Add(float64(st.Deleted))
 	if err != nil {
 		return err
 	}
+	s.swept = true
 	deleted := st.Deleted
 	if deleted > 0 || len(dropped) > 0 {
 		s.log.Info("collected garbage", "deleted_blocks", deleted, "unpinned", len(dropped), "kept_bytes", total,

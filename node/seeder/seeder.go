@@ -83,6 +83,7 @@ type Seeder struct {
 	mu          sync.Mutex
 	pins        []Pin               // newest first
 	present     map[string]struct{} // keys of the pinned DAGs' blocks, all stored
+	swept       bool                // a collection scanned the whole store (replicateLoop only)
 	refusedSeq  uint64
 	replicating uint64
 	lastErr     string
