@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -96,20 +97,67 @@ func LoadPins(m MetaStore, site SiteID) []Pin {
 	return out
 }
 
-// AllPins returns the roots of every pin in m: every site's and those
-// pinned by CID. An unreadable pin is an error wrapping ErrBadPin, so
-// that garbage collection never runs without knowing every root to keep.
-func AllPins(m MetaStore) ([]cid.Cid, error) {
-	var out []cid.Cid
+// PinEntry is one pin of a store, as ListPins reports it.
+type PinEntry struct {
+	// Site is the site whose root it is; the zero SiteID for a root pinned
+	// by CID (PinCID).
+	Site SiteID
+	Pin
+}
+
+// ByCID reports whether e is a root pinned by CID alone.
+func (e PinEntry) ByCID() bool { return e.Site == SiteID{} }
+
+// ListPins returns every pin in m, of every site and by CID, in key order.
+// An unreadable pin is an error wrapping ErrBadPin, so that garbage
+// collection never runs without knowing every root to keep.
+func ListPins(m MetaStore) ([]PinEntry, error) {
+	var out []PinEntry
 	for k, v := range m.MetaPrefix(pinRoot) {
-		if strings.Count(k, "/") != 2 {
+		owner, rest, ok := strings.Cut(k[len(pinRoot):], "/")
+		if !ok || rest == "" || strings.Contains(rest, "/") {
 			return nil, fmt.Errorf("pin key %q: %w", k, ErrBadPin)
 		}
 		p, err := decodePinValue(k, v)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, p.Root)
+		e := PinEntry{Pin: p}
+		if owner != "cid" {
+			if e.Site, err = ParseSiteID(owner); err != nil {
+				return nil, fmt.Errorf("pin key %q: %w: %w", k, ErrBadPin, err)
+			}
+			if _, err := fmt.Sscanf(rest, "%d", &e.Seq); err != nil {
+				return nil, fmt.Errorf("pin key %q: %w: %w", k, ErrBadPin, err)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// UnpinCID durably removes the pin of root by CID (PinCID); the blocks go
+// at the next garbage collection unless something else keeps them. It
+// reports whether there was such a pin.
+func UnpinCID(m MetaStore, root cid.Cid) (bool, error) {
+	if _, err := m.GetMeta(cidPinKey(root)); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, m.DeleteMeta(cidPinKey(root))
+}
+
+// AllPins returns the roots of every pin in m (ListPins).
+func AllPins(m MetaStore) ([]cid.Cid, error) {
+	ps, err := ListPins(m)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cid.Cid, len(ps))
+	for i, p := range ps {
+		out[i] = p.Root
 	}
 	return out, nil
 }

@@ -315,3 +315,63 @@ func TestPublishRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestPinAndGC: `pin ls` lists site and CID pins; `pin rm` then `gc`
+// deletes a root's blocks; `pin add` refuses a DAG that is not whole and
+// re-pins one that is; `pin rm` of an unpinned root fails.
+func TestPinAndGC(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	key := filepath.Join(dir, "site.key")
+	out, _, err := run(t, "keygen", "--out", key)
+	must(t, err)
+	site := strings.TrimSpace(out)
+	publish := func(name, body string, args ...string) string {
+		t.Helper()
+		src := filepath.Join(dir, name)
+		must(t, os.MkdirAll(src, 0o755))
+		must(t, os.WriteFile(filepath.Join(src, "page.html"), []byte(body), 0o644))
+		out, errOut, err := run(t, append(append([]string{"publish", "--store", store}, args...), src)...)
+		if err != nil {
+			t.Fatalf("publish %s: %v %s", name, err, errOut)
+		}
+		return lastLine(out)
+	}
+	byCID := publish("a", "pinned by CID")
+	siteRoot := publish("b", "the site's", "--key", key)
+	out, _, err = run(t, "pin", "ls", "--store", store)
+	must(t, err)
+	if !strings.Contains(out, "cid") || !strings.Contains(out, byCID) || !strings.Contains(out, site+"/1") || !strings.Contains(out, siteRoot) {
+		t.Fatalf("pin ls:\n%s", out)
+	}
+	get := func(root string) error {
+		_, _, err := run(t, "get", "--store", store, root+"/page.html", "-o", filepath.Join(dir, "got"))
+		return err
+	}
+	if _, _, err := run(t, "pin", "rm", "--store", store, siteRoot); !errors.Is(err, errNotPinned) {
+		t.Fatalf("pin rm of a site's root: %v", err)
+	}
+	if _, _, err := run(t, "pin", "rm", "--store", store, byCID); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, "gc", "--store", store)
+	if err != nil || !strings.HasPrefix(out, "deleted ") || strings.HasPrefix(out, "deleted 0 ") {
+		t.Fatalf("gc: %q %v", out, err)
+	}
+	if err := get(byCID); err == nil {
+		t.Fatal("an unpinned root survived gc")
+	}
+	if err := get(siteRoot); err != nil {
+		t.Fatalf("the site's pinned root: %v", err)
+	}
+	if _, _, err := run(t, "pin", "add", "--store", store, byCID); !errors.Is(err, node.ErrNotFound) {
+		t.Fatalf("pin add of a root not in the store: %v", err)
+	}
+	if _, _, err := run(t, "pin", "add", "--store", store, siteRoot); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = run(t, "pin", "ls", "--store", store)
+	if n := strings.Count(out, siteRoot); n != 2 {
+		t.Fatalf("pin ls after pin add: %d lines name the root:\n%s", n, out)
+	}
+}

@@ -10,6 +10,8 @@ func subcommands() []*cobra.Command {
 		newGetCmd(),
 		newVerifyCmd(),
 		newCarCmd(),
+		newPinCmd(),
+		newGCCmd(),
 		newDemoCmd(),
 		newOriginCmd(),
 		newSeedCmd(),

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hearthcdn/hearth/node"
+)
+
+func newPinCmd() *cobra.Command {
+	var storeDir string
+	cmd := &cobra.Command{
+		Use:   "pin",
+		Short: "List, add or remove the pins that keep roots through garbage collection",
+		Long: `Pins keep a root's whole DAG through garbage collection. A site's roots
+are pinned by the origin and seeders, which also unpin them (--keep,
+--keep-for); roots pinned by CID (hearth publish without --key, hearth car
+import, hearth pin add) stay until hearth pin rm.`,
+	}
+	ls := &cobra.Command{
+		Use:   "ls [--store DIR]",
+		Short: "List every pin: site and sequence (or \"cid\"), root, DAG size in bytes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			pins, err := node.ListPins(st)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			for _, p := range pins {
+				owner := "cid"
+				if !p.ByCID() {
+					owner = fmt.Sprintf("%s/%d", p.Site, p.Seq)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\n", owner, p.Root, p.Bytes)
+			}
+			return w.Flush()
+		},
+	}
+	add := &cobra.Command{
+		Use:   "add [--store DIR] CID",
+		Short: "Pin a root by CID; its whole DAG must be in the store",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := node.ParseCID(args[0])
+			if err != nil {
+				return err
+			}
+			st, err := openStore(storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
+			if err != nil {
+				return fmt.Errorf("pinning %s: the DAG is not whole here (hearth get it first): %w", root, err)
+			}
+			return node.PinCID(st, root, size)
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm [--store DIR] CID",
+		Short: "Remove a root's pin by CID; its blocks go at the next collection",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, err := node.ParseCID(args[0])
+			if err != nil {
+				return err
+			}
+			st, err := openStore(storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ok, err := node.UnpinCID(st, root)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%s is not pinned by CID (a site's roots are unpinned by its origin or seeder): %w", root, errNotPinned)
+			}
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{ls, add, rm} {
+		addStoreFlag(c, &storeDir)
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+var errNotPinned = errors.New("not pinned")
+
+func newGCCmd() *cobra.Command {
+	var storeDir string
+	cmd := &cobra.Command{
+		Use:   "gc [--store DIR]",
+		Short: "Delete every block no pin keeps (nor any site's newest record); print what was deleted",
+		Long: `Scan the store and delete every block that no pin reaches, of any site,
+nor the newest root record of any site the store holds records for. It
+refuses to delete anything if a pin is unreadable or names a DAG that is
+not whole. Blocks fetched by hearth get are a cache and go too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(storeDir)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			stats, err := node.CollectGarbage(cmd.Context(), st, nil)
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d blocks, kept %d\n", stats.Deleted, stats.Kept)
+			return err
+		},
+	}
+	addStoreFlag(cmd, &storeDir)
+	return cmd
+}
