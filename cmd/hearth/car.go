@@ -19,11 +19,7 @@ func newCarCmd() *cobra.Command {
 		Short: "Write the DAG under CID to FILE as a CARv1, verifying every block",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := node.ParseCID(args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openStore(storeDir)
+			root, st, err := openStoreFor(storeDir, args[0])
 			if err != nil {
 				return err
 			}

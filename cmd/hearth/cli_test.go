@@ -261,6 +261,25 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// publishPage writes body as page.html in the directory src, publishes it
+// into store with args, and returns the root CID.
+func publishPage(t *testing.T, store, src, body string, args ...string) string {
+	t.Helper()
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "page.html"), []byte(body), 0o644))
+	out, errOut, err := run(t, append(append([]string{"publish", "--store", store}, args...), src)...)
+	if err != nil {
+		t.Fatalf("publish %s: %v %s", src, err, errOut)
+	}
+	return lastLine(out)
+}
+
+// getPage reads root/page.html from store (to a file beside it).
+func getPage(t *testing.T, store, root string) error {
+	_, _, err := run(t, "get", "--store", store, root+"/page.html", "-o", filepath.Join(filepath.Dir(store), "got"))
+	return err
+}
+
 // TestPublishRetention: `publish --key` pins each root and, past --keep
 // and --keep-for, unpins old ones and deletes their blocks; a root
 // published without a key, or imported from a CAR, is pinned by CID and
@@ -273,20 +292,9 @@ func TestPublishRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish := func(store, name, body string, args ...string) string {
-		t.Helper()
-		src := filepath.Join(dir, name)
-		must(t, os.MkdirAll(src, 0o755))
-		must(t, os.WriteFile(filepath.Join(src, "page.html"), []byte(body), 0o644))
-		out, errOut, err := run(t, append(append([]string{"publish", "--store", store}, args...), src)...)
-		if err != nil {
-			t.Fatalf("publish %s: %v %s", name, err, errOut)
-		}
-		return lastLine(out)
+		return publishPage(t, store, filepath.Join(dir, name), body, args...)
 	}
-	get := func(root string) error {
-		_, _, err := run(t, "get", "--store", store, root+"/page.html", "-o", filepath.Join(dir, "got"))
-		return err
-	}
+	get := func(root string) error { return getPage(t, store, root) }
 	loose := publish(store, "loose", "pinned by CID")
 	// A root published into another store, carried over in a CAR.
 	store2 := filepath.Join(dir, "store2")
@@ -327,15 +335,7 @@ func TestPinAndGC(t *testing.T) {
 	must(t, err)
 	site := strings.TrimSpace(out)
 	publish := func(name, body string, args ...string) string {
-		t.Helper()
-		src := filepath.Join(dir, name)
-		must(t, os.MkdirAll(src, 0o755))
-		must(t, os.WriteFile(filepath.Join(src, "page.html"), []byte(body), 0o644))
-		out, errOut, err := run(t, append(append([]string{"publish", "--store", store}, args...), src)...)
-		if err != nil {
-			t.Fatalf("publish %s: %v %s", name, err, errOut)
-		}
-		return lastLine(out)
+		return publishPage(t, store, filepath.Join(dir, name), body, args...)
 	}
 	byCID := publish("a", "pinned by CID")
 	siteRoot := publish("b", "the site's", "--key", key)
@@ -344,10 +344,7 @@ func TestPinAndGC(t *testing.T) {
 	if !strings.Contains(out, "cid") || !strings.Contains(out, byCID) || !strings.Contains(out, site+"/1") || !strings.Contains(out, siteRoot) {
 		t.Fatalf("pin ls:\n%s", out)
 	}
-	get := func(root string) error {
-		_, _, err := run(t, "get", "--store", store, root+"/page.html", "-o", filepath.Join(dir, "got"))
-		return err
-	}
+	get := func(root string) error { return getPage(t, store, root) }
 	if _, _, err := run(t, "pin", "rm", "--store", store, siteRoot); !errors.Is(err, errNotPinned) {
 		t.Fatalf("pin rm of a site's root: %v", err)
 	}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	cid "github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/pebblestore"
 )
 
 func newPinCmd() *cobra.Command {
@@ -45,51 +47,37 @@ import, hearth pin add) stay until hearth pin rm.`,
 			return w.Flush()
 		},
 	}
-	add := &cobra.Command{
-		Use:   "add [--store DIR] CID",
-		Short: "Pin a root by CID; its whole DAG must be in the store",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := node.ParseCID(args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openStore(storeDir)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
-			if err != nil {
-				return fmt.Errorf("pinning %s: the DAG is not whole here (hearth get it first): %w", root, err)
-			}
-			return node.PinCID(st, root, size)
-		},
+	// onRoot is a subcommand on one root CID in the store.
+	onRoot := func(use, short string, f func(cmd *cobra.Command, st *pebblestore.Store, root cid.Cid) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " [--store DIR] CID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				root, st, err := openStoreFor(storeDir, args[0])
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				return f(cmd, st, root)
+			},
+		}
 	}
-	rm := &cobra.Command{
-		Use:   "rm [--store DIR] CID",
-		Short: "Remove a root's pin by CID; its blocks go at the next collection",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := node.ParseCID(args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openStore(storeDir)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ok, err := node.UnpinCID(st, root)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%s is not pinned by CID (a site's roots are unpinned by its origin or seeder): %w", root, errNotPinned)
-			}
-			return nil
-		},
-	}
+	add := onRoot("add", "Pin a root by CID; its whole DAG must be in the store", func(cmd *cobra.Command, st *pebblestore.Store, root cid.Cid) error {
+		size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
+		if err != nil {
+			return fmt.Errorf("pinning %s: the DAG is not whole here (hearth get it first): %w", root, err)
+		}
+		return node.PinCID(st, root, size)
+	})
+	rm := onRoot("rm", "Remove a root's pin by CID; its blocks go at the next collection", func(_ *cobra.Command, st *pebblestore.Store, root cid.Cid) error {
+		ok, err := node.UnpinCID(st, root)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s is not pinned by CID (a site's roots are unpinned by its origin or seeder): %w", root, errNotPinned)
+		}
+		return nil
+	})
 	for _, c := range []*cobra.Command{ls, add, rm} {
 		addStoreFlag(c, &storeDir)
 		cmd.AddCommand(c)

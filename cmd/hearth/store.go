@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
+	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/pebblestore"
 )
 
@@ -36,6 +38,18 @@ func addStoreFlag(cmd *cobra.Command, dir *string) {
 func addRetentionFlags(cmd *cobra.Command, keep *int, keepFor *time.Duration) {
 	cmd.Flags().IntVar(keep, "keep", 3, "with a site key: how many of the newest roots stay pinned")
 	cmd.Flags().DurationVar(keepFor, "keep-for", time.Hour, "with a site key: keep a replaced root pinned this long after it was replaced")
+}
+
+// openStoreFor parses arg as a root CID, then opens the store in dir
+// (openStore): the start of every command on one root. The caller closes
+// the store.
+func openStoreFor(dir, arg string) (cid.Cid, *pebblestore.Store, error) {
+	root, err := node.ParseCID(arg)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	st, err := openStore(dir)
+	return root, st, err
 }
 
 func openStore(dir string) (*pebblestore.Store, error) {

@@ -22,11 +22,7 @@ func newVerifyCmd() *cobra.Command {
 		Short: "Walk a DAG in the store; report missing or corrupt blocks (non-zero exit if any)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			root, err := node.ParseCID(args[0])
-			if err != nil {
-				return err
-			}
-			st, err := openStore(storeDir)
+			root, st, err := openStoreFor(storeDir, args[0])
 			if err != nil {
 				return err
 			}
