@@ -63,6 +63,7 @@ type Origin struct {
 
 	publishMu sync.Mutex // one import, upload or collection at a time
 	pinned    uint64     // the newest sequence pinned by this process; under publishMu
+	scanned   bool       // the last collection scanned the whole store; under publishMu
 }
 
 // New returns an origin for cfg.Key's site over cfg.Store. It does not
@@ -162,9 +163,7 @@ func (o *Origin) Publish(ctx context.Context) (*node.RootRecord, bool, error) {
 		return nil, false, fmt.Errorf("publishing %s: %w", o.cfg.Source, err)
 	}
 	if cur := o.feed.Latest(); cur != nil && cur.Root.Equals(root) {
-		if err := o.retainLocked(ctx, cur); err != nil {
-			return nil, false, err
-		}
+		o.retainLocked(ctx, cur)
 		return cur, false, nil
 	}
 	rec, err := o.feed.SignNext(o.cfg.Key, root, time.Now())
@@ -176,9 +175,7 @@ func (o *Origin) Publish(ctx context.Context) (*node.RootRecord, bool, error) {
 	o.cfg.Metrics.Published.Inc()
 	o.log.Info("published", "seq", rec.Seq, "root", root.String(), "files", st.Files, "bytes", st.Bytes,
 		"took", time.Since(start).Round(time.Millisecond))
-	if err := o.retainLocked(ctx, rec); err != nil {
-		return rec, true, err
-	}
+	o.retainLocked(ctx, rec)
 	return rec, true, nil
 }
 
@@ -192,32 +189,33 @@ func (o *Origin) publishHandler(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 		if rec := o.feed.Latest(); rec != nil && rec.Seq > o.pinned {
 			o.cfg.Metrics.RecordSeq.Set(float64(rec.Seq))
-			if err := o.retainLocked(context.WithoutCancel(r.Context()), rec); err != nil {
-				o.log.Error("pinning an uploaded root", "seq", rec.Seq, "err", err)
-			}
+			o.retainLocked(context.WithoutCancel(r.Context()), rec)
 		}
 	})
 }
 
 // retainLocked pins rec's root (once per process and sequence), then
 // unpins what Keep and KeepFor no longer hold and collects garbage
-// (Retain; the whole store the first time). The caller holds publishMu.
-func (o *Origin) retainLocked(ctx context.Context, rec *node.RootRecord) error {
+// (Retain; the whole store the first time, and after a failure). A
+// failure is logged and retried at the next publish: the record is served
+// all the same, and nothing is deleted that a pin keeps. The caller holds
+// publishMu.
+func (o *Origin) retainLocked(ctx context.Context, rec *node.RootRecord) {
 	if rec.Seq <= o.pinned {
-		return nil
+		return
 	}
-	// The first collection of a process scans the whole store; later ones
-	// walk only what they unpin.
-	st, err := Retain(ctx, o.cfg.Store, rec, RetainOptions{Keep: o.cfg.Keep, KeepFor: o.cfg.KeepFor, Full: o.pinned == 0})
+	st, err := Retain(ctx, o.cfg.Store, rec, RetainOptions{Keep: o.cfg.Keep, KeepFor: o.cfg.KeepFor, Full: !o.scanned})
 	o.cfg.Metrics.GCDeleted.Add(float64(st.Deleted))
 	if err != nil {
-		return fmt.Errorf("keeping seq %d: %w", rec.Seq, err)
+		// Roots may have been unpinned and not collected: scan next time.
+		o.scanned = false
+		o.log.Error("pinning and collecting garbage", "seq", rec.Seq, "err", err)
+		return
 	}
-	o.pinned = rec.Seq
+	o.pinned, o.scanned = rec.Seq, true
 	if st.Deleted > 0 || len(st.Unpinned) > 0 {
 		o.log.Info("collected garbage", "unpinned", st.Unpinned, "deleted_blocks", st.Deleted, "kept_blocks", st.Kept)
 	}
-	return nil
 }
 
 // RetainStats describes what Retain did.

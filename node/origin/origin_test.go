@@ -251,3 +251,57 @@ func get(t *testing.T, url string) []byte {
 	}
 	return b
 }
+
+// TestOriginRetentionBadPin: an unreadable pin in the store stops
+// collection, not publishing: the new record is served, no block is
+// deleted, and once the pin is gone the next publish collects.
+func TestOriginRetentionBadPin(t *testing.T) {
+	ctx := context.Background()
+	st := memStore{node.NewMemStore(), node.NewMemMeta()}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o, err := origin.New(origin.Config{Store: st, Key: key, Source: dir, Keep: 1, KeepFor: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	harness.WriteTree(t, dir, map[string][]byte{"index.html": []byte("v1")})
+	if _, _, err := o.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutMeta("pin/cid/garbled", []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		n := 0
+		for _, err := range st.AllKeys(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	before := count()
+	harness.WriteTree(t, dir, map[string][]byte{"index.html": []byte("v2")})
+	rec, isNew, err := o.Publish(ctx)
+	if err != nil || !isNew || o.Feed().Latest().Seq != rec.Seq {
+		t.Fatalf("publish with a bad pin in the store: %v %v", isNew, err)
+	}
+	if n := count(); n <= before {
+		t.Fatalf("%d blocks after publishing v2, %d before: something was deleted", n, before)
+	}
+	if err := st.DeleteMeta("pin/cid/garbled"); err != nil {
+		t.Fatal(err)
+	}
+	harness.WriteTree(t, dir, map[string][]byte{"index.html": []byte("v3")})
+	if _, _, err := o.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != len(harness.DAGBlocks(t, st, o.Feed().Latest().Root)) {
+		t.Fatalf("%d blocks after the bad pin went, want the newest root's alone", n)
+	}
+}

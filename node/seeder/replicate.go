@@ -161,7 +161,7 @@ func (s *Seeder) checkPins(ctx context.Context) {
 // the whole store, so that what a replication cut short left is collected
 // once it is no longer wanted; later ones walk only the DAGs of the roots
 // just unpinned and of those in also, such as a refused root's partial DAG
-// (node.CollectDropped).
+// (node.CollectDropped); after a failed one, the next scans again.
 // Unpinning is durable before any block is deleted. If a kept DAG cannot
 // be walked (a block is missing), nothing is deleted.
 func (s *Seeder) gc(ctx context.Context, also ...cid.Cid) error {
@@ -213,10 +213,12 @@ func (s *Seeder) gc(ctx context.Context, also ...cid.Cid) error {
 		st, err = node.CollectGarbage(ctx, s.cfg.Store, marked, s.cfg.Site)
 	}
 	s.m.GCDeleted.Add(float64(st.Deleted))
+	// After a failure, roots may be unpinned and not collected: the next
+	// collection scans.
+	s.swept = err == nil
 	if err != nil {
 		return err
 	}
-	s.swept = true
 	deleted := st.Deleted
 	if deleted > 0 || len(dropped) > 0 {
 		s.log.Info("collected garbage", "deleted_blocks", deleted, "unpinned", len(dropped), "kept_bytes", total,
