@@ -20,9 +20,14 @@ import (
 type ServerConfig struct {
 	// Store is where blocks are served from. Required.
 	Store node.Getter
-	// MaxPeers caps concurrent connections; offers beyond it are refused.
-	// Default 64.
+	// MaxPeers caps concurrent connections. When all are taken, a new
+	// peer takes the place of the connection idle longest (no request for
+	// IdleEvict or more: an open tab that fetched nothing since); with
+	// none idle, offers are refused. Default 64.
 	MaxPeers int
+	// IdleEvict is how long a connection must have had no request in
+	// progress before a new peer may take its place. Default 15 s.
+	IdleEvict time.Duration
 	// MaxRequestsPerPeer caps one connection's concurrent requests; more
 	// are answered busy. It is announced to the peer. Default 32.
 	MaxRequestsPerPeer int
@@ -53,6 +58,9 @@ type ServerConfig struct {
 func (c *ServerConfig) setDefaults() {
 	if c.MaxPeers <= 0 {
 		c.MaxPeers = 64
+	}
+	if c.IdleEvict <= 0 {
+		c.IdleEvict = 15 * time.Second
 	}
 	if c.MaxRequestsPerPeer <= 0 {
 		c.MaxRequestsPerPeer = 32
@@ -92,13 +100,15 @@ type Server struct {
 	log    *logx.Logger
 	upload *rate.Limiter // nil: unlimited
 
-	mu      sync.Mutex
-	conns   map[*serverConn]struct{}
-	pending int // admitted, not yet serving
-	peers   map[string]*peerAccount
-	banned  map[string]time.Time
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[*serverConn]struct{}
+	pending  int          // admitted, not yet serving
+	evicting int          // conns closed to make room, not yet unregistered
+	evicted  atomic.Int64 // conns ever closed to make room
+	peers    map[string]*peerAccount
+	banned   map[string]time.Time
+	closed   bool
+	wg       sync.WaitGroup
 
 	// sendHook, if set, replaces each block just before it is sent (tests
 	// make a corrupt seeder with it).
@@ -163,11 +173,43 @@ func (s *Server) Admit(peer string) error {
 		}
 		delete(s.banned, peer)
 	}
-	if len(s.conns)+s.pending >= s.cfg.MaxPeers {
-		return fmt.Errorf("%d peers: %w", s.cfg.MaxPeers, ErrRefused)
+	if !s.roomLocked(s.pending) {
+		return fmt.Errorf("%d peers, none idle: %w", s.cfg.MaxPeers, ErrRefused)
 	}
 	s.pending++
 	return nil
+}
+
+// roomLocked reports whether one more connection fits beside pending
+// admitted ones, closing the connection idle longest to make room if all
+// are taken.
+func (s *Server) roomLocked(pending int) bool {
+	if len(s.conns)-s.evicting+pending < s.cfg.MaxPeers {
+		return true
+	}
+	now := time.Now()
+	var idlest *serverConn
+	var since time.Time
+	for sc := range s.conns {
+		sc.mu.Lock()
+		idle := !sc.evicted && len(sc.reqs) == 0 && now.Sub(sc.active) >= s.cfg.IdleEvict
+		active := sc.active
+		sc.mu.Unlock()
+		if idle && (idlest == nil || active.Before(since)) {
+			idlest, since = sc, active
+		}
+	}
+	if idlest == nil {
+		return false
+	}
+	idlest.mu.Lock()
+	idlest.evicted = true
+	idlest.mu.Unlock()
+	s.evicting++
+	s.evicted.Add(1)
+	s.log.Debug("exchange: closing an idle connection to make room", "peer", idlest.peer, "idle", now.Sub(since).Round(time.Millisecond))
+	go idlest.shutdown() // owned by the server: ServeConn returns once it is closed
+	return true
 }
 
 // penalize refuses peer's connections for the penalty time.
@@ -218,8 +260,8 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 	}
 	if s.pending > 0 {
 		s.pending--
-	} else if len(s.conns) >= s.cfg.MaxPeers {
-		return nil, fmt.Errorf("%d peers: %w", s.cfg.MaxPeers, ErrRefused)
+	} else if !s.roomLocked(0) {
+		return nil, fmt.Errorf("%d peers, none idle: %w", s.cfg.MaxPeers, ErrRefused)
 	}
 	acct := s.peers[peer]
 	if acct == nil {
@@ -235,6 +277,7 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 		acct:    acct,
 		c:       newBatchConn(c),
 		reqs:    make(map[uint64]*serverReq),
+		active:  time.Now(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		strikes: rate.NewLimiter(rate.Limit(float64(s.cfg.FloodLimit)/60), s.cfg.FloodLimit),
 	}
@@ -246,6 +289,11 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 func (s *Server) unregister(sc *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, sc)
+	sc.mu.Lock()
+	if sc.evicted {
+		s.evicting--
+	}
+	sc.mu.Unlock()
 	sc.acct.conns--
 	sc.acct.lastSeen = time.Now()
 	s.mu.Unlock()
@@ -269,6 +317,10 @@ func (s *Server) evictLocked() {
 		delete(s.peers, p)
 	}
 }
+
+// Evicted returns how many idle connections were closed to make room for
+// new peers (see MaxPeers).
+func (s *Server) Evicted() int64 { return s.evicted.Load() }
 
 // Stats returns the accounting of every tracked peer, sorted by peer ID.
 func (s *Server) Stats() []PeerStats {
@@ -314,10 +366,12 @@ type serverConn struct {
 	limiter *rate.Limiter // requests
 	strikes *rate.Limiter // busy answers
 
-	mu     sync.Mutex
-	reqs   map[uint64]*serverReq
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	reqs    map[uint64]*serverReq
+	active  time.Time // the last request's start or end
+	evicted bool      // closed to make room for another peer
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // serverReq is one request being served.
@@ -432,6 +486,7 @@ func (sc *serverConn) start(ctx context.Context, m *message) error {
 	rctx, cancel := context.WithCancel(ctx)
 	r := &serverReq{id: m.ID, cancel: cancel, credit: int64(min(m.Window, maxCredit)), notify: make(chan struct{}, 1)}
 	sc.reqs[m.ID] = r
+	sc.active = time.Now()
 	sc.wg.Add(1)
 	sc.mu.Unlock()
 	sc.acct.requests.Add(1)
@@ -442,6 +497,7 @@ func (sc *serverConn) start(ctx context.Context, m *message) error {
 		cancel()
 		sc.mu.Lock()
 		delete(sc.reqs, r.id)
+		sc.active = time.Now()
 		sc.mu.Unlock()
 		if ctx.Err() != nil {
 			return // the connection is going away

@@ -25,8 +25,8 @@ import (
 
 const (
 	// statusEvery is how often the agent checks its peers and tells the
-	// worker when the counts changed; statusSoon, while it knows peers but
-	// is connected to none.
+	// worker when the counts changed; statusSoon, at the start, until it
+	// is first connected to one.
 	statusEvery = 2 * time.Second
 	statusSoon  = 100 * time.Millisecond
 	// warmConns is how many peers the agent connects to ahead of any
@@ -113,15 +113,17 @@ func (a *agent) setErr(s string) {
 	a.mu.Unlock()
 }
 
-// run finds peers, connects to warmConns of them ahead of any request,
-// keeps the worker told how many it knows and is connected to, forwards
-// root records from the relay and announces the tab when seeding.
+// run finds peers, connects to warmConns of them ahead of any request (at
+// the start only), keeps the worker told how many it knows and is
+// connected to, forwards root records from the relay and announces the
+// tab when seeding.
 func (a *agent) run(p *swarm.Peer) {
 	if err := p.WaitReady(a.ctx); err != nil {
 		return
 	}
 	go a.followRecords(p) // owned by the agent: ends with a.ctx
 	a.applySeeding()
+	warmed := false
 	for {
 		n, conns := 0, 0
 		for _, fp := range p.Fetcher.Peers() {
@@ -141,12 +143,15 @@ func (a *agent) run(p *swarm.Peer) {
 				n = len(ids)
 			}
 		}
-		if conns < warmConns {
+		// Connect ahead once, at the start: later, a connection a seeder
+		// closed as idle (to make room) is dialled again only when needed.
+		if !warmed && conns < warmConns {
 			p.Fetcher.Warm(warmConns)
 		}
+		warmed = warmed || conns > 0
 		a.setPeers(n, conns)
 		wait := statusEvery
-		if conns == 0 && n > 0 {
+		if !warmed && n > 0 {
 			wait = statusSoon
 		}
 		select {
