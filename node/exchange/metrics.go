@@ -22,6 +22,8 @@ var (
 		"Requests from a peer answered busy (over its concurrency or rate limit).", []string{"peer"}, nil)
 	descPeers = prometheus.NewDesc("hearth_exchange_connected_peers",
 		"Peers connected to the exchange server.", nil, nil)
+	descEvicted = prometheus.NewDesc("hearth_exchange_idle_evicted_total",
+		"Idle connections closed to make room for a new peer (MaxPeers).", nil, nil)
 )
 
 var _ prometheus.Collector = (*Server)(nil)
@@ -33,6 +35,7 @@ func (s *Server) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPeerRequests
 	ch <- descPeerBusy
 	ch <- descPeers
+	ch <- descEvicted
 }
 
 // Collect implements prometheus.Collector: register the Server with a
@@ -49,6 +52,9 @@ func (s *Server) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, descPeerBusy, p.Busy, p.Peer)
 	}
 	if m, err := prometheus.NewConstMetric(descPeers, prometheus.GaugeValue, float64(connected)); err == nil {
+		ch <- m
+	}
+	if m, err := prometheus.NewConstMetric(descEvicted, prometheus.CounterValue, float64(s.Evicted())); err == nil {
 		ch <- m
 	}
 }
