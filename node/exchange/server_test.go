@@ -44,7 +44,9 @@ func TestServerEvictsIdle(t *testing.T) {
 	// busy's next request hangs in the send hook: in progress.
 	held.Store(true)
 	t.Cleanup(func() { close(gate) })
-	go func() { _, _ = busy.Fetch(ctxT(t, 5*time.Second), node.Request{Root: root, Scope: node.ScopeAll, Path: []string{"f0"}}) }()
+	go func() {
+		_, _ = busy.Fetch(ctxT(t, 5*time.Second), node.Request{Root: root, Scope: node.ScopeAll, Path: []string{"f0"}})
+	}()
 	for deadline := time.Now().Add(5 * time.Second); !blocked.Load() && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
