@@ -48,6 +48,10 @@ type Options struct {
 // Nothing already stored is affected; free space and retry.
 var ErrDiskFull = fmt.Errorf("disk full: %w", syscall.ENOSPC)
 
+// ErrInUse: another process has the store open (pebble locks its
+// directory); a store has one process at a time.
+var ErrInUse = errors.New("store in use")
+
 // Store is a pebble-backed node.Blockstore, safe for concurrent use.
 // Every write is synced to the write-ahead log before it returns, so an
 // acknowledged block survives kill -9 and power loss.
@@ -96,6 +100,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+			// pebble's LOCK file is held: one process per store.
+			return nil, fmt.Errorf("opening store %s: %w (another hearth process has it open; give this one its own --store): %w", dir, ErrInUse, err)
+		}
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
 	}
 	return &Store{db: db, fs: opts.FS, dir: dir, reserve: opts.ReserveBytes}, nil

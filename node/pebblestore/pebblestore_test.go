@@ -144,6 +144,13 @@ func TestKill9KeepsAcknowledgedBlocks(t *testing.T) {
 			break
 		}
 	}
+	// While the child has it open, the store refuses a second process.
+	if s, err := pebblestore.Open(dir, pebblestore.Options{}); !errors.Is(err, pebblestore.ErrInUse) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("opening a store another process has open: %v, want ErrInUse", err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
