@@ -15,7 +15,7 @@ import (
 // before the pin was written.
 type Pin struct {
 	Seq   uint64  // the root record's sequence; 0 for a root pinned by CID
-	Root  cid.Cid // the root record's root
+	Root  cid.Cid // the root: a root record's, for a site's pin
 	Bytes int64   // the DAG's size: the sum of its distinct blocks' lengths
 }
 
