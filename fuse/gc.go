@@ -2,66 +2,39 @@ package fuse
 
 import (
 	"context"
-	"errors"
 
 	cid "github.com/ipfs/go-cid"
 
 	"github.com/hearthcdn/hearth/node"
 )
 
-// collect deletes the blocks of old that no root in keep references
-// (mark and sweep restricted to old's DAG). Missing blocks are skipped.
+// collect deletes the blocks of old that no root in keep references, as
+// far as each DAG is present (a mount fetches lazily). In a store with
+// metadata (pebblestore), what node.CollectDropped keeps is kept too:
+// every pin of every site and every site's newest record, since content
+// addressing shares blocks between sites.
 func collect(ctx context.Context, bs node.Blockstore, old cid.Cid, keep []cid.Cid) error {
 	live := make(map[string]struct{})
 	for _, k := range keep {
-		if err := walk(ctx, bs, k, live, nil); err != nil {
+		if _, err := node.MarkPresent(ctx, bs, k, nil, live); err != nil {
 			return err
 		}
 	}
-	var dead []cid.Cid
-	if err := walk(ctx, bs, old, make(map[string]struct{}), func(c cid.Cid) {
-		if _, ok := live[c.KeyString()]; !ok {
-			dead = append(dead, c)
-		}
-	}); err != nil {
+	if gs, ok := bs.(node.GCStore); ok {
+		_, err := node.CollectDropped(ctx, gs, []cid.Cid{old}, live)
 		return err
 	}
-	for _, c := range dead {
-		if err := bs.Delete(ctx, c); err != nil {
-			return err
-		}
+	dead := make(map[string]struct{})
+	if _, err := node.MarkPresent(ctx, bs, old, live, dead); err != nil {
+		return err
 	}
-	return nil
-}
-
-// walk visits every block reachable from root once; raw leaves are not read.
-func walk(ctx context.Context, bs node.Blockstore, root cid.Cid, seen map[string]struct{}, visit func(cid.Cid)) error {
-	stack := []cid.Cid{root}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c.KeyString()]; ok {
-			continue
-		}
-		seen[c.KeyString()] = struct{}{}
-		if visit != nil {
-			visit(c)
-		}
-		if c.Type() != node.CodecDagPB {
-			continue
-		}
-		n, _, err := node.GetNode(ctx, bs, c)
-		if errors.Is(err, node.ErrNotFound) {
-			continue
-		}
+	for k := range dead {
+		c, err := cid.Cast([]byte(k))
 		if err != nil {
 			return err
 		}
-		for _, l := range n.Links {
-			stack = append(stack, l.Cid)
+		if err := bs.Delete(ctx, c); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -217,6 +217,53 @@ func TestQuietPeriodHeavyWritesAndGC(t *testing.T) {
 	}
 }
 
+// TestGCKeepsOtherSitesPins: in a store with metadata, the blocks of a
+// replaced root that another site's pinned root also holds (content
+// addressing shares identical files) survive the mount's collection.
+func TestGCKeepsOtherSitesPins(t *testing.T) {
+	needFUSE(t)
+	ctx := context.Background()
+	gs := struct {
+		*node.MemStore
+		*node.MemMeta
+	}{node.NewMemStore(), node.NewMemMeta()}
+	shared := bytes.Repeat([]byte("shared by two sites "), 30000) // 600 kB: several leaves
+	src := t.TempDir()
+	writeTree(t, src, map[string][]byte{"keep.txt": []byte("keep")})
+	root, err := importer.New(gs, importer.Options{}).ImportPath(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another site's pinned root holds the same file.
+	other := t.TempDir()
+	writeTree(t, other, map[string][]byte{"lib/shared.bin": shared})
+	otherRoot, err := importer.New(gs, importer.Options{}).ImportPath(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSite := node.SiteIDOf(make([]byte, 32))
+	if err := node.PutPin(gs, otherSite, node.Pin{Seq: 1, Root: otherRoot}); err != nil {
+		t.Fatal(err)
+	}
+	otherBlocks := reachable(t, gs, otherRoot)
+
+	_, mnt, cm := writableMount(t, gs, root, 50*time.Millisecond)
+	if err := os.WriteFile(filepath.Join(mnt, "shared.bin"), shared, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fsync(t, filepath.Join(mnt, "shared.bin"))
+	if err := os.WriteFile(filepath.Join(mnt, "shared.bin"), []byte("mine now"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fsync(t, filepath.Join(mnt, "shared.bin"))
+	if n := cm.count(); n < 2 {
+		t.Fatalf("%d commits, want the file's two versions", n)
+	}
+	if n := reachable(t, gs, otherRoot); n != otherBlocks {
+		t.Fatalf("the other site's pinned root reaches %d blocks, had %d", n, otherBlocks)
+	}
+}
+
 func reachable(t *testing.T, g node.Getter, root cid.Cid) int {
 	n := 0
 	_, err := node.Traverse(context.Background(), g, node.Request{Root: root, Scope: node.ScopeAll}, func(node.Block) error { n++; return nil })

@@ -20,6 +20,13 @@ func MarkDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh ma
 	return markDAG(ctx, bs, root, fresh, false, already)
 }
 
+// MarkPresent is MarkDAG over the blocks present: a missing block, and
+// what lies under it, is skipped (a DAG fetched lazily, or a replication
+// in progress). Errors are the store's and ctx's.
+func MarkPresent(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}) (int64, error) {
+	return markDAG(ctx, bs, root, fresh, true, already)
+}
+
 // markDAG is MarkDAG, skipping the keys in any of already; with partial,
 // missing blocks (and what lies under them) are skipped instead.
 func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, fresh map[string]struct{}, partial bool, already ...map[string]struct{}) (int64, error) {
