@@ -20,9 +20,12 @@ func MarkDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh ma
 	return markDAG(ctx, bs, root, fresh, false, already)
 }
 
-// MarkPresent is MarkDAG over the blocks present: a missing block, and
-// what lies under it, is skipped (a DAG fetched lazily, or a replication
-// in progress). Errors are the store's and ctx's.
+// MarkPresent is MarkDAG over what is present (a DAG fetched lazily, or a
+// replication in progress): a missing inner node, and what lies under it,
+// is skipped. Raw leaves are never read: they are marked whether present
+// or not, with the sizes their parents give (0 where none does), so a
+// walk over a large file costs its inner nodes only. Errors are the
+// store's and ctx's.
 func MarkPresent(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}) (int64, error) {
 	return markDAG(ctx, bs, root, fresh, true, already)
 }
@@ -48,11 +51,8 @@ func markDAG(ctx context.Context, bs Blockstore, root cid.Cid, fresh map[string]
 		}
 		if it.c.Type() == CodecRaw {
 			n := int64(it.size)
-			if n == 0 || partial {
+			if n == 0 && !partial {
 				sz, err := bs.GetSize(ctx, it.c)
-				if partial && errors.Is(err, ErrNotFound) {
-					continue
-				}
 				if err != nil {
 					return 0, err
 				}
