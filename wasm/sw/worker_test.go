@@ -58,6 +58,25 @@ func TestOurs(t *testing.T) {
 	}
 }
 
+// answer posts blocks for request id, per to a message, as the agent does:
+// the last blocks message carries the end when err is nil; otherwise (or
+// with no blocks) an "end" follows, with err's text.
+func answer(p js.Value, id uint64, blocks []node.Block, per int, err error) {
+	for i := 0; i < len(blocks); i += per {
+		last := err == nil && i+per >= len(blocks)
+		msg, tr := agentproto.EncodeBlocks(id, blocks[i:min(i+per, len(blocks))], last)
+		p.Call("postMessage", msg, tr)
+	}
+	if err == nil && len(blocks) > 0 {
+		return
+	}
+	end := map[string]any{"id": float64(id)}
+	if err != nil {
+		end["err"] = err.Error()
+	}
+	p.Call("postMessage", agentproto.Simple(agentproto.TypeEnd, end))
+}
+
 // fakeAgent answers requests on its end of a MessageChannel with the
 // blocks of store, or not at all when silent.
 func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, credits chan int) {
@@ -78,28 +97,20 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 				t.Error(err)
 				return nil
 			}
-			p := ch.Get("port2")
 			go func() {
 				// Answer in reverse order, two blocks a message, as blocks
 				// may arrive from peers; a block the store lacks ends the
 				// want with an error.
 				var blocks []node.Block
-				missing := 0
+				var err error
 				for i := len(cids) - 1; i >= 0; i-- {
-					if d, err := store.Get(context.Background(), cids[i]); err == nil {
+					if d, gerr := store.Get(context.Background(), cids[i]); gerr == nil {
 						blocks = append(blocks, node.Block{Cid: cids[i], Data: d})
 					} else {
-						missing++
+						err = errors.New("not found")
 					}
 				}
-				for i := 0; i < len(blocks); i += 2 {
-					last := missing == 0 && i+2 >= len(blocks)
-					msg, tr := agentproto.EncodeBlocks(id, blocks[i:min(i+2, len(blocks))], last)
-					p.Call("postMessage", msg, tr)
-				}
-				if missing > 0 || len(blocks) == 0 {
-					p.Call("postMessage", agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": "not found"}))
-				}
+				answer(ch.Get("port2"), id, blocks, 2, err)
 			}()
 		case agentproto.TypeRequest:
 			if silent {
@@ -110,27 +121,13 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 				t.Error(err)
 				return nil
 			}
-			p := ch.Get("port2")
 			go func() {
 				var blocks []node.Block
 				_, err := node.Traverse(context.Background(), store, req, func(b node.Block) error {
 					blocks = append(blocks, b)
 					return nil
 				})
-				for i, b := range blocks {
-					// The last blocks carry the end, as the agent sends them.
-					last := err == nil && i == len(blocks)-1
-					msg, tr := agentproto.EncodeBlocks(id, []node.Block{b}, last)
-					p.Call("postMessage", msg, tr)
-				}
-				if err == nil && len(blocks) > 0 {
-					return
-				}
-				end := map[string]any{"id": float64(id)}
-				if err != nil {
-					end["err"] = err.Error()
-				}
-				p.Call("postMessage", agentproto.Simple(agentproto.TypeEnd, end))
+				answer(ch.Get("port2"), id, blocks, 1, err)
 			}()
 		}
 		return nil
