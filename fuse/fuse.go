@@ -46,8 +46,9 @@ type Options struct {
 	// Writable makes the mount read-write (see the package doc of write.go's
 	// section). Store, ScratchDir and Commit are then required.
 	Writable bool
-	// Store receives the blocks of new roots.
-	Store node.Blockstore
+	// Store receives the blocks of new roots; its metadata (pins, root
+	// records) says what the mount's garbage collection must keep.
+	Store node.GCStore
 	// ScratchDir holds the bytes of files being written until they are
 	// imported; it must be on a disk with room for them.
 	ScratchDir string

@@ -42,12 +42,24 @@ func (c *commits) count() int {
 	return len(c.roots)
 }
 
+// withMeta gives bs an empty metadata store, as a mount's Store needs,
+// unless it has one.
+func withMeta(bs node.Blockstore) node.GCStore {
+	if gs, ok := bs.(node.GCStore); ok {
+		return gs
+	}
+	return struct {
+		node.Blockstore
+		*node.MemMeta
+	}{bs, node.NewMemMeta()}
+}
+
 func writableMount(t *testing.T, bs node.Blockstore, root cid.Cid, quiet time.Duration) (*fuse.FS, string, *commits) {
 	t.Helper()
 	cm := newCommits()
 	mnt := t.TempDir()
 	f, err := fuse.Mount(mnt, fuse.Options{
-		Getter: bs, Root: root, Writable: true, Store: bs,
+		Getter: bs, Root: root, Writable: true, Store: withMeta(bs),
 		ScratchDir: t.TempDir(), QuietPeriod: quiet, Commit: cm.commit,
 	})
 	if err != nil {
@@ -330,7 +342,7 @@ func TestWriteFullDisk(t *testing.T) {
 	root, _ := importer.New(bs, importer.Options{}).ImportPath(context.Background(), src)
 	cm := newCommits()
 	mnt := t.TempDir()
-	f, err := fuse.Mount(mnt, fuse.Options{Getter: bs, Root: root, Writable: true, Store: bs,
+	f, err := fuse.Mount(mnt, fuse.Options{Getter: bs, Root: root, Writable: true, Store: withMeta(bs),
 		ScratchDir: scratch, QuietPeriod: time.Hour, Commit: cm.commit})
 	if err != nil {
 		t.Fatal(err)

@@ -20,14 +20,15 @@ func MarkDAG(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh ma
 	return markDAG(ctx, bs, root, fresh, false, already)
 }
 
-// MarkPresent is MarkDAG over what is present (a DAG fetched lazily, or a
-// replication in progress): a missing inner node, and what lies under it,
-// is skipped. Raw leaves are never read: they are marked whether present
-// or not, with the sizes their parents give (0 where none does), so a
-// walk over a large file costs its inner nodes only. Errors are the
-// store's and ctx's.
-func MarkPresent(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}) (int64, error) {
-	return markDAG(ctx, bs, root, fresh, true, already)
+// MarkPresent adds to fresh the keys of the blocks reachable from root
+// that are in neither already nor fresh, over what is present (a DAG
+// fetched lazily, or a replication in progress): a missing inner node, and
+// what lies under it, is skipped. Raw leaves are never read; they are
+// marked by the links that name them, present or not, so a walk over a
+// large file costs its inner nodes only. Errors are the store's and ctx's.
+func MarkPresent(ctx context.Context, bs Blockstore, root cid.Cid, already, fresh map[string]struct{}) error {
+	_, err := markDAG(ctx, bs, root, fresh, true, already)
+	return err
 }
 
 // markDAG is MarkDAG, skipping the keys in any of already; with partial,

@@ -90,7 +90,7 @@ fusermount3 -u MOUNTPOINT.`,
 					return err
 				}
 			}
-			rs := &recordingStore{Blockstore: st}
+			rs := &recordingStore{GCStore: st}
 			opts := fuse.Options{
 				Getter:      &fuse.FetchingGetter{Store: st, Fetcher: bf},
 				Root:        rec.Root,
@@ -309,15 +309,19 @@ func (b blockFetcher) FetchBlock(ctx context.Context, c cid.Cid) ([]byte, error)
 }
 
 // recordingStore remembers the CIDs put since the last drain: the blocks
-// of new roots, to send with their record.
+// of new roots, to send with their record. It keeps the store's metadata
+// in view, so that the mount's garbage collection keeps every pin in the
+// store (fuse collects through node.CollectDropped on a node.GCStore).
 type recordingStore struct {
-	node.Blockstore
+	node.GCStore
 	mu   sync.Mutex
 	puts []cid.Cid
 }
 
+var _ node.GCStore = (*recordingStore)(nil)
+
 func (r *recordingStore) Put(ctx context.Context, c cid.Cid, data []byte) error {
-	if err := r.Blockstore.Put(ctx, c, data); err != nil {
+	if err := r.GCStore.Put(ctx, c, data); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -327,7 +331,7 @@ func (r *recordingStore) Put(ctx context.Context, c cid.Cid, data []byte) error 
 }
 
 func (r *recordingStore) PutMany(ctx context.Context, bs []node.Block) error {
-	if err := r.Blockstore.PutMany(ctx, bs); err != nil {
+	if err := r.GCStore.PutMany(ctx, bs); err != nil {
 		return err
 	}
 	r.mu.Lock()
