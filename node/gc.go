@@ -102,7 +102,7 @@ type GCStore interface {
 // GCStats describes one garbage collection.
 type GCStats struct {
 	Deleted int // blocks deleted
-	Kept    int // blocks kept (CollectGarbage; CollectDropped does not count them)
+	Kept    int // blocks seen and kept (CollectGarbage; CollectDropped sees only doomed ones)
 }
 
 // CollectGarbage deletes every block of s that nothing keeps. Kept are:
@@ -127,10 +127,13 @@ func CollectGarbage(ctx context.Context, s GCStore, live map[string]struct{}, ma
 
 // CollectDropped deletes, of the blocks reachable from the roots in
 // dropped (just unpinned), those that nothing keeps (as CollectGarbage
-// decides). It reads only the inner nodes of those DAGs where a full
-// collection reads the whole store; blocks no root reaches (an interrupted
+// decides: it walks the kept pins' inner nodes too). It reads no raw leaf
+// where a full collection reads the whole store; blocks no root reaches (an interrupted
 // import's) stay until the next CollectGarbage. Errors as CollectGarbage.
 func CollectDropped(ctx context.Context, s GCStore, dropped []cid.Cid, live map[string]struct{}, managed ...SiteID) (GCStats, error) {
+	if len(dropped) == 0 {
+		return GCStats{}, nil
+	}
 	more, err := markKept(ctx, s, live, managed)
 	if err != nil {
 		return GCStats{}, err

@@ -1,10 +1,11 @@
 package node
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	cid "github.com/ipfs/go-cid"
@@ -78,12 +79,23 @@ func PinCID(m MetaStore, root cid.Cid, size int64) error {
 	return m.PutMeta(cidPinKey(root), encodePin(Pin{Root: root, Bytes: size}))
 }
 
+// PinWhole pins root by CID (PinCID) if its DAG is whole in gs, and
+// returns the DAG's size in bytes. Errors: a missing inner node wraps
+// ErrNotFound (nothing is pinned), or the store's.
+func PinWhole(ctx context.Context, gs GCStore, root cid.Cid) (int64, error) {
+	size, err := MarkDAG(ctx, gs, root, nil, make(map[string]struct{}))
+	if err != nil {
+		return 0, fmt.Errorf("pinning %s: %w", root, err)
+	}
+	return size, PinCID(gs, root, size)
+}
+
 // LoadPins returns site's pins, newest first. Unreadable entries are
-// skipped (AllPins reports them).
+// skipped (ListPins reports them).
 func LoadPins(m MetaStore, site SiteID) []Pin {
 	prefix := pinPrefix(site)
 	var out []Pin
-	for k, v := range m.MetaPrefix(prefix) {
+	for k, v := range m.MetaPrefix(prefix) { // keys sort by sequence
 		p, err := decodePinValue(k, v)
 		if err != nil {
 			continue
@@ -93,7 +105,7 @@ func LoadPins(m MetaStore, site SiteID) []Pin {
 		}
 		out = append(out, p)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq > out[j].Seq })
+	slices.Reverse(out)
 	return out
 }
 

@@ -62,16 +62,12 @@ func newCarCmd() *cobra.Command {
 			for _, r := range roots {
 				// A root whose DAG is whole is pinned (kept by garbage
 				// collection); a partial one is left unpinned.
-				size, err := node.MarkDAG(cmd.Context(), st, r, nil, make(map[string]struct{}))
+				_, err := node.PinWhole(cmd.Context(), st, r)
 				switch {
 				case errors.Is(err, node.ErrNotFound):
 					fmt.Fprintf(cmd.ErrOrStderr(), "root %s is not whole here; not pinned\n", r)
 				case err != nil:
 					return err
-				default:
-					if err := node.PinCID(st, r, size); err != nil {
-						return err
-					}
 				}
 				fmt.Fprintln(cmd.OutOrStdout(), r)
 			}

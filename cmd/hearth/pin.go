@@ -62,11 +62,10 @@ import, hearth pin add) stay until hearth pin rm.`,
 		}
 	}
 	add := onRoot("add", "Pin a root by CID; its whole DAG must be in the store", func(cmd *cobra.Command, st *pebblestore.Store, root cid.Cid) error {
-		size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
-		if err != nil {
-			return fmt.Errorf("pinning %s: the DAG is not whole here (hearth get it first): %w", root, err)
+		if _, err := node.PinWhole(cmd.Context(), st, root); err != nil {
+			return fmt.Errorf("%w (is the DAG whole here? hearth get it first)", err)
 		}
-		return node.PinCID(st, root, size)
+		return nil
 	})
 	rm := onRoot("rm", "Remove a root's pin by CID; its blocks go at the next collection", func(_ *cobra.Command, st *pebblestore.Store, root cid.Cid) error {
 		ok, err := node.UnpinCID(st, root)

@@ -79,11 +79,7 @@ func newPublishCmd() *cobra.Command {
 					fmt.Fprintf(stderr, "unpinned seq %v; deleted %d blocks no pin keeps\n", rs.Unpinned, rs.Deleted)
 				}
 			} else {
-				size, err := node.MarkDAG(cmd.Context(), st, root, nil, make(map[string]struct{}))
-				if err != nil {
-					return err
-				}
-				if err := node.PinCID(st, root, size); err != nil {
+				if _, err := node.PinWhole(cmd.Context(), st, root); err != nil {
 					return err
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,11 +43,13 @@ type Config struct {
 	// least every 10 Debounce periods.
 	Debounce time.Duration
 	// Keep is how many of the newest published roots stay pinned, their
-	// blocks served; 0 means 3. Older roots' blocks are garbage-collected
-	// after each publish (node.CollectGarbage), unless KeepFor holds them.
+	// blocks served; 0 means DefaultKeep. Older roots' blocks are
+	// garbage-collected after each publish (Retain), unless KeepFor holds
+	// them.
 	Keep int
 	// KeepFor keeps a replaced root pinned until it has been replaced for
-	// this long, for visitors and seeders still on it; 0 means 1 hour.
+	// this long, for visitors and seeders still on it; 0 means
+	// DefaultKeepFor.
 	KeepFor time.Duration
 	Logger  *slog.Logger     // nil: slog.Default()
 	Metrics *hosting.Metrics // nil: fresh metrics
@@ -62,8 +65,7 @@ type Origin struct {
 	log     *slog.Logger
 
 	publishMu sync.Mutex // one import, upload or collection at a time
-	pinned    uint64     // the newest sequence pinned by this process; under publishMu
-	scanned   bool       // the last collection scanned the whole store; under publishMu
+	scanned   bool       // a collection of this process scanned the store, none failed since; under publishMu
 }
 
 // New returns an origin for cfg.Key's site over cfg.Store. It does not
@@ -77,12 +79,6 @@ func New(cfg Config) (*Origin, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.Keep <= 0 {
-		cfg.Keep = 3
-	}
-	if cfg.KeepFor <= 0 {
-		cfg.KeepFor = time.Hour
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = hosting.NewMetrics()
@@ -163,7 +159,9 @@ func (o *Origin) Publish(ctx context.Context) (*node.RootRecord, bool, error) {
 		return nil, false, fmt.Errorf("publishing %s: %w", o.cfg.Source, err)
 	}
 	if cur := o.feed.Latest(); cur != nil && cur.Root.Equals(root) {
-		o.retainLocked(ctx, cur)
+		if !o.scanned { // the first publish of the process, or a failed collection since
+			o.retainLocked(ctx, cur)
+		}
 		return cur, false, nil
 	}
 	rec, err := o.feed.SignNext(o.cfg.Key, root, time.Now())
@@ -186,37 +184,38 @@ func (o *Origin) publishHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.publishMu.Lock()
 		defer o.publishMu.Unlock()
+		before := o.feed.Latest()
 		h.ServeHTTP(w, r)
-		if rec := o.feed.Latest(); rec != nil && rec.Seq > o.pinned {
+		if rec := o.feed.Latest(); rec != nil && rec != before {
 			o.cfg.Metrics.RecordSeq.Set(float64(rec.Seq))
 			o.retainLocked(context.WithoutCancel(r.Context()), rec)
 		}
 	})
 }
 
-// retainLocked pins rec's root (once per process and sequence), then
-// unpins what Keep and KeepFor no longer hold and collects garbage
-// (Retain; the whole store the first time, and after a failure). A
-// failure is logged and retried at the next publish: the record is served
-// all the same, and nothing is deleted that a pin keeps. The caller holds
-// publishMu.
+// retainLocked pins the roots the retention keeps and collects garbage
+// (Retain; scanning the whole store the first time, and after a failure).
+// A failure is logged and retried at the next publish: the record is
+// served all the same, and nothing is deleted that a pin keeps. The caller
+// holds publishMu.
 func (o *Origin) retainLocked(ctx context.Context, rec *node.RootRecord) {
-	if rec.Seq <= o.pinned {
-		return
-	}
 	st, err := Retain(ctx, o.cfg.Store, rec, RetainOptions{Keep: o.cfg.Keep, KeepFor: o.cfg.KeepFor, Full: !o.scanned})
 	o.cfg.Metrics.GCDeleted.Add(float64(st.Deleted))
+	o.scanned = err == nil
 	if err != nil {
-		// Roots may have been unpinned and not collected: scan next time.
-		o.scanned = false
 		o.log.Error("pinning and collecting garbage", "seq", rec.Seq, "err", err)
 		return
 	}
-	o.pinned, o.scanned = rec.Seq, true
 	if st.Deleted > 0 || len(st.Unpinned) > 0 {
-		o.log.Info("collected garbage", "unpinned", st.Unpinned, "deleted_blocks", st.Deleted, "kept_blocks", st.Kept)
+		o.log.Info("collected garbage", "unpinned", st.Unpinned, "deleted_blocks", st.Deleted)
 	}
 }
+
+// Retention defaults (RetainOptions, Config).
+const (
+	DefaultKeep    = 3
+	DefaultKeepFor = time.Hour
+)
 
 // RetainStats describes what Retain did.
 type RetainStats struct {
@@ -227,8 +226,8 @@ type RetainStats struct {
 // RetainOptions says which of a site's roots Retain keeps, and how it
 // collects.
 type RetainOptions struct {
-	Keep    int           // the newest roots kept pinned; at least 1
-	KeepFor time.Duration // a replaced root stays pinned this long after
+	Keep    int           // the newest roots kept; 0: DefaultKeep
+	KeepFor time.Duration // a replaced root is kept this long after; 0: DefaultKeepFor
 	Now     time.Time     // zero: time.Now()
 	// Full scans the whole store for blocks nothing keeps
 	// (node.CollectGarbage): an interrupted import's, a store's from before
@@ -237,52 +236,84 @@ type RetainOptions struct {
 	Full bool
 }
 
-// Retain pins rec's root as its site's (its whole DAG must be in st),
-// unpins the site's older roots but for the o.Keep newest and those
-// replaced less than o.KeepFor ago (by the records' publication times),
-// then deletes the blocks nothing keeps; every other site's pins are kept
-// too. Pins are durable before any block is deleted. Errors: the DAG under
-// rec.Root is incomplete (wrapping node.ErrNotFound), a pin is unreadable
-// (node.ErrBadPin), or the store's.
+// Retain keeps the roots of rec's site that its records name, up to rec:
+// the Keep newest, and those replaced less than KeepFor before Now (by
+// the records' publication times). Each whose DAG is whole in st is pinned
+// (rec's must be); one that is not keeps the blocks it has for this
+// collection. Every other pin of the site is removed, then the blocks
+// nothing keeps are deleted; every other site's pins, and its newest
+// record, are kept too (node.CollectGarbage). Pins are durable before any
+// block is deleted. Errors: rec's DAG is incomplete (wrapping
+// node.ErrNotFound), a pin is unreadable (node.ErrBadPin), or the store's.
 func Retain(ctx context.Context, st Store, rec *node.RootRecord, o RetainOptions) (RetainStats, error) {
 	var out RetainStats
+	if o.Keep <= 0 {
+		o.Keep = DefaultKeep
+	}
+	if o.KeepFor <= 0 {
+		o.KeepFor = DefaultKeepFor
+	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	marked := make(map[string]struct{})
-	size, err := node.MarkDAG(ctx, st, rec.Root, nil, marked)
-	if err != nil {
-		return out, fmt.Errorf("pinning %s: %w", rec.Root, err)
-	}
-	if err := node.PutPin(st, rec.Site, node.Pin{Seq: rec.Seq, Root: rec.Root, Bytes: size}); err != nil {
-		return out, err
-	}
-	// replaced[seq] is when the record after seq was published.
-	replaced := make(map[uint64]time.Time)
-	hist := node.NewRecordLog(st).History(rec.Site)
-	for i := 0; i+1 < len(hist); i++ {
-		replaced[hist[i].Seq] = hist[i+1].Published
-	}
-	var dropped []cid.Cid
-	for i, p := range node.LoadPins(st, rec.Site) {
-		if i < max(o.Keep, 1) || p.Seq >= rec.Seq {
+	// The roots to keep, newest first: rec's, then by the records.
+	keep := map[uint64]cid.Cid{rec.Seq: rec.Root}
+	hist := node.NewRecordLog(st).History(rec.Site) // oldest first
+	n := 0
+	for i := len(hist) - 1; i >= 0; i-- {
+		r := hist[i]
+		if r.Seq >= rec.Seq {
 			continue
 		}
-		if t, ok := replaced[p.Seq]; ok && o.Now.Sub(t) < o.KeepFor {
+		n++
+		replacedAt := rec.Published
+		if i+1 < len(hist) {
+			replacedAt = hist[i+1].Published
+		}
+		if n < o.Keep || o.Now.Sub(replacedAt) < o.KeepFor {
+			keep[r.Seq] = r.Root
+		}
+	}
+	pinned := make(map[uint64]cid.Cid)
+	for _, p := range node.LoadPins(st, rec.Site) {
+		pinned[p.Seq] = p.Root
+	}
+	live := make(map[string]struct{}) // what this collection keeps beside the pins
+	for seq, root := range keep {
+		if p, ok := pinned[seq]; ok && p.Equals(root) {
 			continue
 		}
-		if err := node.DeletePin(st, rec.Site, p.Seq); err != nil {
+		size, err := node.MarkDAG(ctx, st, root, nil, live)
+		switch {
+		case errors.Is(err, node.ErrNotFound) && seq != rec.Seq:
+			if err := node.MarkPresent(ctx, st, root, nil, live); err != nil {
+				return out, err
+			}
+			continue
+		case err != nil:
+			return out, fmt.Errorf("pinning %s: %w", root, err)
+		}
+		if err := node.PutPin(st, rec.Site, node.Pin{Seq: seq, Root: root, Bytes: size}); err != nil {
 			return out, err
 		}
-		out.Unpinned = append(out.Unpinned, p.Seq)
-		dropped = append(dropped, p.Root)
 	}
-	// The new root's marks are not walked again.
-	switch {
-	case o.Full:
-		out.GCStats, err = node.CollectGarbage(ctx, st, marked, rec.Site)
-	case len(dropped) > 0:
-		out.GCStats, err = node.CollectDropped(ctx, st, dropped, marked, rec.Site)
+	var dropped []cid.Cid
+	for seq, root := range pinned {
+		if _, ok := keep[seq]; ok {
+			continue
+		}
+		if err := node.DeletePin(st, rec.Site, seq); err != nil {
+			return out, err
+		}
+		out.Unpinned = append(out.Unpinned, seq)
+		dropped = append(dropped, root)
+	}
+	slices.Sort(out.Unpinned)
+	var err error
+	if o.Full {
+		out.GCStats, err = node.CollectGarbage(ctx, st, live, rec.Site)
+	} else {
+		out.GCStats, err = node.CollectDropped(ctx, st, dropped, live, rec.Site)
 	}
 	return out, err
 }

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	cid "github.com/ipfs/go-cid"
+
 	"github.com/hearthcdn/hearth/internal/harness"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/gateway"
+	"github.com/hearthcdn/hearth/node/importer"
 	"github.com/hearthcdn/hearth/node/origin"
 	"github.com/hearthcdn/hearth/node/pebblestore"
 )
@@ -303,5 +306,57 @@ func TestOriginRetentionBadPin(t *testing.T) {
 	}
 	if n := count(); n != len(harness.DAGBlocks(t, st, o.Feed().Latest().Root)) {
 		t.Fatalf("%d blocks after the bad pin went, want the newest root's alone", n)
+	}
+}
+
+// TestOriginRetainsUnpinnedRecords: roots that records name but no pin
+// holds (a store from before pins, or a collection that failed) are
+// pinned when retention keeps them, not collected.
+func TestOriginRetainsUnpinnedRecords(t *testing.T) {
+	ctx := context.Background()
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Two records signed with no pin, as before pins existed.
+	var roots []cid.Cid
+	for v := 1; v <= 2; v++ {
+		harness.WriteTree(t, dir, map[string][]byte{"index.html": fmt.Appendf(nil, "v%d", v)})
+		root, err := importer.New(st, importer.Options{}).ImportPath(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := node.NewRecordLog(st).SignNext(key, root, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, root)
+	}
+	o, err := origin.New(origin.Config{Store: st, Key: key, Source: dir, Keep: 2, KeepFor: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	harness.WriteTree(t, dir, map[string][]byte{"index.html": []byte("v3")})
+	if _, _, err := o.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, p := range node.LoadPins(st, o.Site()) {
+		seqs = append(seqs, p.Seq)
+	}
+	if fmt.Sprint(seqs) != "[3 2]" {
+		t.Fatalf("pins %v, want [3 2]: the record kept was not pinned", seqs)
+	}
+	if _, err := node.MarkDAG(ctx, st, roots[1], nil, map[string]struct{}{}); err != nil {
+		t.Fatalf("seq 2's root, kept by Keep 2, lost: %v", err)
+	}
+	if ok, _ := st.Has(ctx, roots[0]); ok {
+		t.Fatal("seq 1's root, outside the retention, was not collected")
 	}
 }
