@@ -100,7 +100,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		if errors.Is(err, syscall.EAGAIN) { // fcntl on a held lock (Linux); EACCES would be ambiguous with permissions
 			// pebble's LOCK file is held: one process per store.
 			return nil, fmt.Errorf("opening store %s: %w (another hearth process has it open; give this one its own --store): %w", dir, ErrInUse, err)
 		}
