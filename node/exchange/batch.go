@@ -112,6 +112,7 @@ func (b *batchConn) writeLoop() {
 		case <-ctx.Done():
 		}
 	}()
+	var buf []byte // BATCH bytes, reused
 	for {
 		select {
 		case <-b.wake:
@@ -139,9 +140,10 @@ func (b *batchConn) writeLoop() {
 		case b.room <- struct{}{}:
 		default:
 		}
-		if err := b.flush(ctx, msgs); err != nil {
+		var err error
+		if buf, err = b.flush(ctx, msgs, buf); err != nil {
 			b.fail(err)
-			_ = b.Conn.Close()
+			_ = b.Close() // wakes every writer waiting for room
 			return
 		}
 	}
@@ -161,49 +163,59 @@ func (b *batchConn) fail(err error) {
 	}
 }
 
-// flush writes msgs in order, as few messages as MaxMessage allows: a
-// message alone is written as it is.
-func (b *batchConn) flush(ctx context.Context, msgs [][]byte) error {
-	var batch []byte
-	n := 0
-	var lone []byte // the batch's only message so far
+// flush writes msgs in order, as few messages as MaxMessage allows. A
+// group of one is written as it is; SETTINGS, which may not travel in a
+// BATCH, and a message too big to share one (a full BLOCK fragment) are
+// always written alone. buf is reused for the BATCHes; flush returns it.
+func (b *batchConn) flush(ctx context.Context, msgs [][]byte, buf []byte) ([]byte, error) {
+	var group [][]byte
+	size := 1 // the BATCH's type byte, then each part's length and bytes
 	send := func() error {
 		var err error
-		switch n {
+		switch len(group) {
 		case 0:
 		case 1:
-			err = b.Conn.WriteMessage(ctx, lone)
+			err = b.Conn.WriteMessage(ctx, group[0])
 		default:
-			err = b.Conn.WriteMessage(ctx, batch)
+			buf = append(buf[:0], byte(msgBatch))
+			for _, m := range group {
+				buf = binary.AppendUvarint(buf, uint64(len(m)))
+				buf = append(buf, m...)
+			}
+			err = b.Conn.WriteMessage(ctx, buf)
 		}
-		batch, n, lone = batch[:0], 0, nil
+		group, size = group[:0], 1
 		return err
 	}
 	for _, m := range msgs {
-		if 1+binary.MaxVarintLen32+len(m) > MaxMessage {
-			// Too big to batch (a full BLOCK fragment): on its own.
+		part := uvarintLen(len(m)) + len(m)
+		if msgType(m[0]) == msgSettings || 1+part > MaxMessage {
 			if err := send(); err != nil {
-				return err
+				return buf, err
 			}
 			if err := b.Conn.WriteMessage(ctx, m); err != nil {
-				return err
+				return buf, err
 			}
 			continue
 		}
-		if n > 0 && len(batch)+binary.MaxVarintLen32+len(m) > MaxMessage {
+		if size+part > MaxMessage {
 			if err := send(); err != nil {
-				return err
+				return buf, err
 			}
 		}
-		if n == 0 {
-			batch = append(batch[:0], byte(msgBatch))
-			lone = m
-		}
-		batch = binary.AppendUvarint(batch, uint64(len(m)))
-		batch = append(batch, m...)
-		n++
+		group = append(group, m)
+		size += part
 	}
-	return send()
+	return buf, send()
+}
+
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n int) int {
+	k := 1
+	for ; n >= 0x80; n >>= 7 {
+		k++
+	}
+	return k
 }
 
 // splitBatch returns the messages a BATCH message carries (aliasing b), or

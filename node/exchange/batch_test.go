@@ -37,7 +37,8 @@ func (c *countingConn) written() [][]byte {
 
 // TestBatchCoalesces: writes queued while the connection is busy leave as
 // BATCH messages within MaxMessage, and the reader gets every message once,
-// in order, including ones too big to batch.
+// in order, including ones too big to batch and a SETTINGS (which a BATCH
+// may not carry).
 func TestBatchCoalesces(t *testing.T) {
 	a, b := newPipe(1024)
 	cc := &countingConn{Conn: a}
@@ -50,6 +51,9 @@ func TestBatchCoalesces(t *testing.T) {
 		if i%100 == 99 { // a full fragment: written on its own
 			m = append([]byte{byte(msgMore)}, binary.AppendUvarint(nil, uint64(i+1))...)
 			m = append(m, make([]byte, maxFragment)...)
+		}
+		if i == 150 { // SETTINGS queued behind others never joins a BATCH
+			m = appendMessage(nil, &message{Type: msgSettings, Version: Version, Features: localFeatures})
 		}
 		want = append(want, m)
 		if err := bc.WriteMessage(ctx(t), m); err != nil {

@@ -355,10 +355,7 @@ type attemptResult struct {
 	peer    string // "" for the fallback
 	res     *node.Result
 	missing []cid.Cid // kindBlocks: blocks the peer does not hold
-	err     error
-	// late is a peer fault (a protocol violation) found after every block
-	// of the answer verified: the answer stands, the peer is banned.
-	late     error
+	err      error
 	fallback bool
 }
 
@@ -552,8 +549,11 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 	r := attemptResult{peer: l.p.id}
 	start := time.Now()
 	var n int64
+	// late is a peer fault (a protocol violation) found after every block
+	// of the answer verified: the answer stands, the peer is banned.
+	var late error
 	if t.kind == kindBlocks {
-		r.missing, n, r.late, r.err = j.attemptBlocks(ctx, t, l)
+		r.missing, n, late, r.err = j.attemptBlocks(ctx, t, l)
 	} else {
 		var s *stream
 		s, r.err = l.cc.open(ctx, wireRequest{DAG: &t.req}, j.f.cfg.Window)
@@ -562,7 +562,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 				t.gotData.Store(true)
 				j.peerData.Store(true)
 			}}
-			r.res, r.late, r.err = verifyAnswer(ctx, src, t.req, j.sink)
+			r.res, late, r.err = verifyAnswer(ctx, src, t.req, j.sink)
 			n = src.bytes
 			if r.err != nil {
 				s.cancel()
@@ -578,7 +578,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 		j.durN++
 		j.mu.Unlock()
 	}
-	j.f.release(l, n, cmp.Or(r.err, r.late))
+	j.f.release(l, n, cmp.Or(r.err, late))
 	return r
 }
 

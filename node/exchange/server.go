@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -102,9 +103,10 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*serverConn]struct{}
-	pending  int          // admitted, not yet serving
-	evicting int          // conns closed to make room, not yet unregistered
-	evicted  atomic.Int64 // conns ever closed to make room
+	pending  int                      // admitted, not yet serving
+	evicting int                      // conns reserved or closed to make room, not yet unregistered
+	reserved map[string][]*serverConn // by peer: conns to close when its admission opens
+	evicted  atomic.Int64             // conns ever closed to make room
 	peers    map[string]*peerAccount
 	banned   map[string]time.Time
 	closed   bool
@@ -144,11 +146,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	cfg.setDefaults()
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		conns:  make(map[*serverConn]struct{}),
-		peers:  make(map[string]*peerAccount),
-		banned: make(map[string]time.Time),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		conns:    make(map[*serverConn]struct{}),
+		reserved: make(map[string][]*serverConn),
+		peers:    make(map[string]*peerAccount),
+		banned:   make(map[string]time.Time),
 	}
 	if cfg.UploadRate > 0 {
 		burst := int(max(cfg.UploadRate/20, MaxMessage))
@@ -173,43 +176,70 @@ func (s *Server) Admit(peer string) error {
 		}
 		delete(s.banned, peer)
 	}
-	if !s.roomLocked(s.pending) {
+	victim, ok := s.roomLocked(s.pending)
+	if !ok {
 		return fmt.Errorf("%d peers, none idle: %w", s.cfg.MaxPeers, ErrRefused)
+	}
+	if victim != nil {
+		// Closed only once the new connection opens (register); Release
+		// gives it back.
+		s.reserved[peer] = append(s.reserved[peer], victim)
 	}
 	s.pending++
 	return nil
 }
 
 // roomLocked reports whether one more connection fits beside pending
-// admitted ones, closing the connection idle longest to make room if all
-// are taken.
-func (s *Server) roomLocked(pending int) bool {
+// admitted ones. If all are taken, it reserves the connection idle longest
+// (evicted, counted in evicting) and returns it: the caller closes it
+// (evict) or gives it back (unreserveLocked).
+func (s *Server) roomLocked(pending int) (victim *serverConn, ok bool) {
 	if len(s.conns)-s.evicting+pending < s.cfg.MaxPeers {
-		return true
+		return nil, true
 	}
 	now := time.Now()
-	var idlest *serverConn
 	var since time.Time
 	for sc := range s.conns {
+		if sc.evicted {
+			continue
+		}
 		sc.mu.Lock()
-		idle := !sc.evicted && len(sc.reqs) == 0 && now.Sub(sc.active) >= s.cfg.IdleEvict
+		idle := len(sc.reqs) == 0 && now.Sub(sc.active) >= s.cfg.IdleEvict
 		active := sc.active
 		sc.mu.Unlock()
-		if idle && (idlest == nil || active.Before(since)) {
-			idlest, since = sc, active
+		if idle && (victim == nil || active.Before(since)) {
+			victim, since = sc, active
 		}
 	}
-	if idlest == nil {
-		return false
+	if victim == nil {
+		return nil, false
 	}
-	idlest.mu.Lock()
-	idlest.evicted = true
-	idlest.mu.Unlock()
+	victim.evicted = true
 	s.evicting++
+	return victim, true
+}
+
+// evict closes a connection roomLocked reserved.
+func (s *Server) evict(sc *serverConn) {
 	s.evicted.Add(1)
-	s.log.Debug("exchange: closing an idle connection to make room", "peer", idlest.peer, "idle", now.Sub(since).Round(time.Millisecond))
-	go idlest.shutdown() // owned by the server: ServeConn returns once it is closed
-	return true
+	s.log.Debug("exchange: closing an idle connection to make room", "peer", sc.peer)
+	go sc.shutdown() // owned by the server: ServeConn returns once it is closed
+}
+
+// takeReservedLocked removes and returns a connection reserved for peer's
+// admission, or nil.
+func (s *Server) takeReservedLocked(peer string) *serverConn {
+	vs := s.reserved[peer]
+	if len(vs) == 0 {
+		return nil
+	}
+	v := vs[len(vs)-1]
+	if len(vs) == 1 {
+		delete(s.reserved, peer)
+	} else {
+		s.reserved[peer] = vs[:len(vs)-1]
+	}
+	return v
 }
 
 // penalize refuses peer's connections for the penalty time.
@@ -234,6 +264,10 @@ func (s *Server) Release(peer string) {
 	s.mu.Lock()
 	if s.pending > 0 {
 		s.pending--
+	}
+	if v := s.takeReservedLocked(peer); v != nil && v.evicted {
+		v.evicted = false // not needed after all
+		s.evicting--
 	}
 	s.mu.Unlock()
 }
@@ -260,8 +294,17 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 	}
 	if s.pending > 0 {
 		s.pending--
-	} else if !s.roomLocked(0) {
-		return nil, fmt.Errorf("%d peers, none idle: %w", s.cfg.MaxPeers, ErrRefused)
+		if v := s.takeReservedLocked(peer); v != nil {
+			s.evict(v)
+		}
+	} else {
+		v, ok := s.roomLocked(0)
+		if !ok {
+			return nil, fmt.Errorf("%d peers, none idle: %w", s.cfg.MaxPeers, ErrRefused)
+		}
+		if v != nil {
+			s.evict(v)
+		}
 	}
 	acct := s.peers[peer]
 	if acct == nil {
@@ -289,11 +332,14 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 func (s *Server) unregister(sc *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, sc)
-	sc.mu.Lock()
 	if sc.evicted {
 		s.evicting--
+		for p, vs := range s.reserved { // gone before its newcomer arrived
+			if i := slices.Index(vs, sc); i >= 0 {
+				s.reserved[p] = slices.Delete(vs, i, i+1)
+			}
+		}
 	}
-	sc.mu.Unlock()
 	sc.acct.conns--
 	sc.acct.lastSeen = time.Now()
 	s.mu.Unlock()
@@ -369,7 +415,7 @@ type serverConn struct {
 	mu      sync.Mutex
 	reqs    map[uint64]*serverReq
 	active  time.Time // the last request's start or end
-	evicted bool      // closed to make room for another peer
+	evicted bool      // reserved or closed to make room for another peer; guarded by Server.mu
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
