@@ -352,9 +352,9 @@ func (j *job) checkHedges() {
 
 // attemptResult is how one attempt at a task ended.
 type attemptResult struct {
-	peer    string // "" for the fallback
-	res     *node.Result
-	missing []cid.Cid // kindBlocks: blocks the peer does not hold
+	peer     string // "" for the fallback
+	res      *node.Result
+	missing  []cid.Cid // kindBlocks: blocks the peer does not hold
 	err      error
 	fallback bool
 }
