@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall/js"
@@ -627,5 +628,7 @@ func (p *agentPort) unwant(s *agentStream) {
 	}
 	if len(p.waiting[s.wantKey]) == 0 {
 		delete(p.waiting, s.wantKey)
+		// Nobody waits for it now: not asked for yet, it never will be.
+		p.unasked = slices.DeleteFunc(p.unasked, func(c cid.Cid) bool { return c.KeyString() == s.wantKey })
 	}
 }

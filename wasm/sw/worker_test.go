@@ -87,7 +87,10 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 		m := args[0].Get("data")
 		switch jsx.String(m.Get("t")) {
 		case agentproto.TypeCredit:
-			credits <- m.Get("n").Int()
+			select { // never block the JS event loop
+			case credits <- m.Get("n").Int():
+			default:
+			}
 		case agentproto.TypeWant:
 			if silent {
 				return nil
@@ -211,10 +214,6 @@ func TestAgentSource(t *testing.T) {
 	_ = credits
 }
 
-// TestAgentWants: single raw blocks asked for at once go to the agent in a
-// few "want" messages; each stream gets its block whatever the order they
-// come in, streams for the same block share it, and a block the agent does
-// not send fails its stream only.
 // TestAgentPick: the newest agent connected to peers is asked before a
 // newer one still connecting; with none connected, the newest that knows
 // peers; an agent without peers never.
@@ -253,6 +252,57 @@ func TestAgentPick(t *testing.T) {
 	}
 }
 
+// TestAgentUnwant: a wanted block not yet asked for, whose only stream
+// closes, is dropped from the next want.
+func TestAgentUnwant(t *testing.T) {
+	store := node.NewMemStore()
+	blk := func(s string) node.Block {
+		d := []byte(s)
+		c := node.Sum(node.CodecRaw, d)
+		_ = store.Put(context.Background(), c, d)
+		return node.Block{Cid: c, Data: d}
+	}
+	a, b := blk("a"), blk("b")
+	ag := newAgents(5*time.Second, func([]byte) {})
+	port, _ := fakeAgent(t, store, true) // silent: wants stay in flight
+	ag.add(port, "client1")
+	ag.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1, "want": true}))
+	p := ag.pick()
+	ctx := context.Background()
+	sa, err := p.Open(ctx, node.Request{Root: a.Cid, Scope: node.ScopeEntity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sa.Close()
+	// Every want slot taken: b waits, unasked.
+	p.mu.Lock()
+	for i := range wantsOut {
+		p.wants[uint64(1000+i)] = nil
+	}
+	p.mu.Unlock()
+	sb, err := p.Open(ctx, node.Request{Root: b.Cid, Scope: node.ScopeEntity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	n := len(p.unasked)
+	p.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d blocks unasked, want b", n)
+	}
+	sb.Close()
+	p.mu.Lock()
+	n = len(p.unasked)
+	p.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d blocks still to be asked for after their only stream closed", n)
+	}
+}
+
+// TestAgentWants: single raw blocks asked for at once go to the agent in a
+// few "want" messages; each stream gets its block whatever the order they
+// come in, streams for the same block share it, and a block the agent does
+// not send fails its stream only.
 func TestAgentWants(t *testing.T) {
 	store := node.NewMemStore()
 	var leaves []node.Block
