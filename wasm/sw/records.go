@@ -28,9 +28,8 @@ type records struct {
 	cache   *blockCache
 	onError func(reason, detail string)
 
-	mu        sync.Mutex // serialises refreshes
-	latest    *node.RootRecord
-	cur       atomic.Pointer[node.RootRecord] // latest, readable during a refresh
+	mu        sync.Mutex                      // serialises refreshes
+	cur       atomic.Pointer[node.RootRecord] // the latest record; stored under mu, read anytime
 	loaded    bool
 	refreshed time.Time // when the last refresh ended
 
@@ -43,7 +42,7 @@ type records struct {
 func (r *records) recent(ctx context.Context, maxAge time.Duration) *node.RootRecord {
 	r.mu.Lock()
 	if r.loaded && !r.refreshed.IsZero() && time.Since(r.refreshed) < maxAge {
-		rec := r.latest
+		rec := r.cur.Load()
 		r.mu.Unlock()
 		return rec
 	}
@@ -66,10 +65,10 @@ func (r *records) refresh(ctx context.Context) *node.RootRecord {
 	b, err := fetchBytes(ctx, r.url, "no-cache", node.MaxRecordSize)
 	if err != nil {
 		r.onError("record-unavailable", err.Error())
-		return r.latest
+		return r.cur.Load()
 	}
 	r.acceptLocked(ctx, b)
-	return r.latest
+	return r.cur.Load()
 }
 
 // held returns the latest record without waiting for a refresh in
@@ -90,14 +89,14 @@ func (r *records) acceptLocked(ctx context.Context, b []byte) {
 		r.onError("record-invalid", err.Error())
 		return
 	}
-	if err := node.CheckNewer(r.latest, rec); err != nil {
-		if rec.Seq == r.latest.Seq && rec.Root.Equals(r.latest.Root) {
+	cur := r.cur.Load()
+	if err := node.CheckNewer(cur, rec); err != nil {
+		if rec.Seq == cur.Seq && rec.Root.Equals(cur.Root) {
 			return // the same record: the usual case
 		}
 		r.onError("record-refused", err.Error())
 		return
 	}
-	r.latest = rec
 	r.cur.Store(rec)
 	// Persist off the request's path: a Cache Storage write can take a
 	// hundred milliseconds. Writes are ordered by persistMu and skip a
@@ -116,6 +115,13 @@ func (r *records) acceptLocked(ctx context.Context, b []byte) {
 	}()
 }
 
+// load reads the persisted record, once.
+func (r *records) load(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.loadLocked(ctx)
+}
+
 // loadLocked reads the persisted record once.
 func (r *records) loadLocked(ctx context.Context) {
 	if r.loaded {
@@ -127,7 +133,6 @@ func (r *records) loadLocked(ctx context.Context) {
 		return
 	}
 	if rec, err := node.ParseRootRecordFor(r.site, b); err == nil {
-		r.latest = rec
 		r.cur.Store(rec)
 	}
 }

@@ -85,8 +85,14 @@ func newWorker(cfg *jsconfig.Config) *worker {
 	return w
 }
 
-// start begins background work: loading the cache index.
-func (w *worker) start() { w.cache.start() }
+// start begins background work: loading the cache index and the
+// persisted root record.
+func (w *worker) start() {
+	w.cache.start()
+	// The persisted record, so that the first navigation after a restart
+	// is served from it while the record is refreshed.
+	go w.recs.load(context.Background()) // owned by the worker: ends once read
+}
 
 // ours reports whether the worker answers a request at all: GET or HEAD,
 // same origin, inside a configured prefix, not one of its own paths, and
