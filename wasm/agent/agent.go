@@ -145,8 +145,8 @@ func (a *agent) run(p *swarm.Peer) {
 		}
 		// Connect ahead once, at the start: later, a connection a seeder
 		// closed as idle (to make room) is dialled again only when needed.
-		if !warmed && conns < warmConns {
-			p.Fetcher.Warm(warmConns)
+		if !warmed {
+			p.Fetcher.Warm(warmConns) // a no-op once warmConns are connected or dialling
 		}
 		warmed = warmed || conns > 0
 		a.setPeers(n, conns)
@@ -330,14 +330,14 @@ func (a *agent) handle(port, m js.Value) {
 	case agentproto.TypeWant:
 		id, cids, err := agentproto.DecodeWant(m)
 		if err != nil {
-			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
+			postEnd(port, id, err)
 			return
 		}
 		a.admit(port, id, 0, func(ctx context.Context, p *swarm.Peer, r *request) { a.serveWant(ctx, p, r, cids) })
 	case agentproto.TypeRequest:
 		id, req, credit, err := agentproto.DecodeRequest(m)
 		if err != nil {
-			post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": err.Error()}))
+			postEnd(port, id, err)
 			return
 		}
 		a.admit(port, id, credit, func(ctx context.Context, p *swarm.Peer, r *request) { a.serve(ctx, p, r, req) })
@@ -383,11 +383,11 @@ func (a *agent) admit(port js.Value, id uint64, credit int, run func(context.Con
 	}
 	a.mu.Unlock()
 	if r == nil {
-		reason := "agent not connected"
+		reason := errors.New("agent not connected")
 		if busy {
-			reason = "agent busy"
+			reason = errors.New("agent busy")
 		}
-		post(port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(id), "err": reason}))
+		postEnd(port, id, reason)
 	}
 }
 
@@ -434,33 +434,57 @@ func (r *request) spend(ctx context.Context, n int) error {
 // errNoPeer: nobody could be asked.
 var errNoPeer = errors.New("no peer")
 
+// postEnd posts request id's "end": a success when err is nil.
+func postEnd(port js.Value, id uint64, err error) {
+	m := map[string]any{"id": float64(id)}
+	if err != nil {
+		m["err"] = err.Error()
+	}
+	post(port, agentproto.Simple(agentproto.TypeEnd, m))
+}
+
+// startFetch runs fetch on its own goroutine under a child of ctx. done is
+// closed when it returns, after which ferr gives its error; stop cancels
+// it and waits.
+func startFetch(ctx context.Context, fetch func(context.Context) error) (done <-chan struct{}, ferr func() error, stop func()) {
+	fctx, cancel := context.WithCancel(ctx)
+	ch := make(chan struct{})
+	var err error
+	go func() { // owned by the caller: ended and waited for by stop
+		defer close(ch)
+		err = fetch(fctx)
+	}()
+	return ch, func() error { return err }, func() { cancel(); <-ch }
+}
+
+// pass posts blocks (size bytes of data) to the worker for r, last
+// carrying the end, and drops the raw ones from the hub: the worker caches
+// them now (the Fetcher may still read interior nodes).
+func (a *agent) pass(ctx context.Context, r *request, blocks []node.Block, size int, last bool) {
+	msg, tr := agentproto.EncodeBlocks(r.id, blocks, last)
+	post(r.port, msg, tr)
+	a.bytesIn.Add(int64(size))
+	for _, b := range blocks {
+		if b.Cid.Type() == node.CodecRaw {
+			_ = a.hub.Delete(ctx, b.Cid)
+		}
+	}
+}
+
 // serve answers one request: the Fetcher fetches the blocks from peers
 // into the hub (verified, spread over peers), while node.Walk walks them
 // in the order the worker expects and passes each batch on as soon as it
 // is ready.
 func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.Request) {
-	end := func(err error) {
-		m := map[string]any{"id": float64(r.id)}
-		if err != nil {
-			m["err"] = err.Error()
-		}
-		post(r.port, agentproto.Simple(agentproto.TypeEnd, m))
-	}
 	if p.Fetcher == nil {
-		end(errNoPeer)
+		postEnd(r.port, r.id, errNoPeer)
 		return
 	}
-	fctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var ferr error
-	go func() { // owned by serve: stopped and waited for below
-		defer close(done)
-		_, ferr = p.Fetcher.Fetch(fctx, req)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	done, ferr, stop := startFetch(ctx, func(ctx context.Context) error {
+		_, err := p.Fetcher.Fetch(ctx, req)
+		return err
+	})
+	defer stop()
 	var batch []node.Block
 	size := 0
 	flush := func(last bool) error {
@@ -470,18 +494,11 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 		if err := r.spend(ctx, size); err != nil {
 			return err
 		}
-		msg, tr := agentproto.EncodeBlocks(r.id, batch, last)
-		post(r.port, msg, tr)
-		a.bytesIn.Add(int64(size))
-		for _, b := range batch {
-			if b.Cid.Type() == node.CodecRaw { // the worker caches it now; the
-				_ = a.hub.Delete(ctx, b.Cid) // Fetcher may still read interior nodes
-			}
-		}
+		a.pass(ctx, r, batch, size, last)
 		batch, size = batch[:0], 0
 		return nil
 	}
-	g := &recentGetter{g: waitingGetter{h: a.hub, done: done, err: func() error { return ferr },
+	g := &recentGetter{g: waitingGetter{h: a.hub, done: done, err: ferr,
 		beforeWait: func() error { return flush(false) }}}
 	_, err := node.Walk(ctx, g, req, func(b node.Block) error {
 		batch = append(batch, b)
@@ -498,12 +515,8 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 	if ctx.Err() != nil {
 		return // cancelled: the worker needs no end
 	}
-	if err != nil {
-		end(fmt.Errorf("%w", err))
-		return
-	}
-	if !last {
-		end(nil)
+	if err != nil || !last {
+		postEnd(r.port, r.id, err)
 	}
 }
 
@@ -512,20 +525,11 @@ func (a *agent) serve(ctx context.Context, p *swarm.Peer, r *request, req node.R
 // is in the hub, whatever the order; the last message says end.
 func (a *agent) serveWant(ctx context.Context, p *swarm.Peer, r *request, cids []cid.Cid) {
 	if p.Fetcher == nil {
-		post(r.port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(r.id), "err": errNoPeer.Error()}))
+		postEnd(r.port, r.id, errNoPeer)
 		return
 	}
-	fctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	var ferr error
-	go func() { // owned by serveWant: stopped and waited for below
-		defer close(done)
-		ferr = p.Fetcher.FetchBlocks(fctx, cids)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	done, ferr, stop := startFetch(ctx, func(ctx context.Context) error { return p.Fetcher.FetchBlocks(ctx, cids) })
+	defer stop()
 	pending := make(map[string]cid.Cid, len(cids))
 	for _, c := range cids {
 		pending[c.KeyString()] = c
@@ -543,12 +547,7 @@ func (a *agent) serveWant(ctx context.Context, p *swarm.Peer, r *request, cids [
 			}
 		}
 		if len(batch) > 0 {
-			msg, tr := agentproto.EncodeBlocks(r.id, batch, len(pending) == 0)
-			post(r.port, msg, tr)
-			a.bytesIn.Add(int64(size))
-			for _, b := range batch {
-				_ = a.hub.Delete(ctx, b.Cid) // the worker caches it now
-			}
+			a.pass(ctx, r, batch, size, len(pending) == 0)
 		}
 		if len(pending) == 0 || finished {
 			break
@@ -565,10 +564,10 @@ func (a *agent) serveWant(ctx context.Context, p *swarm.Peer, r *request, cids [
 		return
 	}
 	err := fmt.Errorf("peers did not send %d of %d blocks", len(pending), len(cids))
-	if ferr != nil {
-		err = fmt.Errorf("%w: %w", err, ferr)
+	if e := ferr(); e != nil {
+		err = fmt.Errorf("%w: %w", err, e)
 	}
-	post(r.port, agentproto.Simple(agentproto.TypeEnd, map[string]any{"id": float64(r.id), "err": err.Error()}))
+	postEnd(r.port, r.id, err)
 }
 
 // failedAPI is the API of an agent that could not start: no peers ever.
