@@ -153,21 +153,29 @@ func TestWatchRepublishes(t *testing.T) {
 	write("new/deeper/x.txt", "x3")
 }
 
+// pebbleAndKey opens a pebble store on disk (closed at cleanup) and makes
+// a site key.
+func pebbleAndKey(t *testing.T) (*pebblestore.Store, ed25519.PrivateKey) {
+	t.Helper()
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, key
+}
+
 // TestOriginRetention: with Keep 2 and no grace, four publishes leave the
 // two newest roots pinned and whole, and the older roots' own blocks
 // deleted (404 at the gateway); with a grace of an hour, roots replaced
 // within it stay pinned however many there are.
 func TestOriginRetention(t *testing.T) {
 	ctx := context.Background()
-	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, key := pebbleAndKey(t)
 	dir := t.TempDir()
 	version := func(v int) map[string][]byte {
 		return map[string][]byte{
@@ -314,15 +322,7 @@ func TestOriginRetentionBadPin(t *testing.T) {
 // pinned when retention keeps them, not collected.
 func TestOriginRetainsUnpinnedRecords(t *testing.T) {
 	ctx := context.Background()
-	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, key := pebbleAndKey(t)
 	dir := t.TempDir()
 	// Two records signed with no pin, as before pins existed.
 	var roots []cid.Cid

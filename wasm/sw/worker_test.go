@@ -80,25 +80,23 @@ func answer(p js.Value, id uint64, blocks []node.Block, per int, err error) {
 // fakeAgent answers requests on its end of a MessageChannel with the
 // blocks of store, or not at all when silent.
 func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, credits chan int) {
-	ch := jsx.Global().Get("MessageChannel").New()
 	credits = make(chan int, 16)
-	var fn js.Func
-	fn = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		m := args[0].Get("data")
-		switch jsx.String(m.Get("t")) {
+	port = fakePort(t, func(port2, m js.Value) {
+		typ := jsx.String(m.Get("t"))
+		if silent && typ != agentproto.TypeCredit {
+			return
+		}
+		switch typ {
 		case agentproto.TypeCredit:
 			select { // never block the JS event loop
 			case credits <- m.Get("n").Int():
 			default:
 			}
 		case agentproto.TypeWant:
-			if silent {
-				return nil
-			}
 			id, cids, err := agentproto.DecodeWant(m)
 			if err != nil {
 				t.Error(err)
-				return nil
+				return
 			}
 			go func() {
 				// Answer in reverse order, two blocks a message, as blocks
@@ -113,16 +111,13 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 						err = errors.New("not found")
 					}
 				}
-				answer(ch.Get("port2"), id, blocks, 2, err)
+				answer(port2, id, blocks, 2, err)
 			}()
 		case agentproto.TypeRequest:
-			if silent {
-				return nil
-			}
 			id, req, _, err := agentproto.DecodeRequest(m)
 			if err != nil {
 				t.Error(err)
-				return nil
+				return
 			}
 			go func() {
 				var blocks []node.Block
@@ -130,17 +125,28 @@ func fakeAgent(t *testing.T, store *node.MemStore, silent bool) (port js.Value, 
 					blocks = append(blocks, b)
 					return nil
 				})
-				answer(ch.Get("port2"), id, blocks, 1, err)
+				answer(port2, id, blocks, 1, err)
 			}()
 		}
+	})
+	return port, credits
+}
+
+// fakePort returns one end of a MessageChannel whose other end (port2)
+// hands each message's data to onMsg; closed at cleanup.
+func fakePort(t *testing.T, onMsg func(port2, m js.Value)) js.Value {
+	ch := jsx.Global().Get("MessageChannel").New()
+	port2 := ch.Get("port2")
+	fn := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		onMsg(port2, args[0].Get("data"))
 		return nil
 	})
-	ch.Get("port2").Set("onmessage", fn)
+	port2.Set("onmessage", fn)
 	t.Cleanup(func() {
-		ch.Get("port2").Call("close")
+		port2.Call("close")
 		fn.Release()
 	})
-	return ch.Get("port1"), credits
+	return ch.Get("port1")
 }
 
 func TestAgentSource(t *testing.T) {
@@ -402,18 +408,14 @@ func TestAgentWantsSilent(t *testing.T) {
 // slower in all than the deadline but never silent for as long, gets
 // every one through.
 func TestAgentWantsSlow(t *testing.T) {
-	ch := jsx.Global().Get("MessageChannel").New()
-	port2 := ch.Get("port2")
-	var fn js.Func
-	fn = js.FuncOf(func(_ js.Value, args []js.Value) any {
-		m := args[0].Get("data")
+	port := fakePort(t, func(port2, m js.Value) {
 		if jsx.String(m.Get("t")) != agentproto.TypeWant {
-			return nil
+			return
 		}
 		id, cids, err := agentproto.DecodeWant(m)
 		if err != nil {
 			t.Error(err)
-			return nil
+			return
 		}
 		go func() {
 			for i, c := range cids {
@@ -422,17 +424,11 @@ func TestAgentWantsSlow(t *testing.T) {
 				port2.Call("postMessage", msg, tr)
 			}
 		}()
-		return nil
-	})
-	port2.Set("onmessage", fn)
-	t.Cleanup(func() {
-		port2.Call("close")
-		fn.Release()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	a := newAgents(300*time.Millisecond, func([]byte) {})
-	a.add(ch.Get("port1"), "client1")
+	a.add(port, "client1")
 	a.list[0].handle(agentproto.Simple(agentproto.TypeStatus, map[string]any{"peers": 1, "want": true}))
 	p := a.pick()
 	errs := make(chan error, 30)
