@@ -18,8 +18,11 @@ var errWSClosed = errors.New("WebSocket closed")
 // dial opens the browser's WebSocket to url (an http(s) scheme becomes
 // ws(s)) and waits, up to ctx, for it to open.
 func dial(ctx context.Context, url string) (wsConn, error) {
-	url = strings.Replace(url, "http://", "ws://", 1)
-	url = strings.Replace(url, "https://", "wss://", 1)
+	if rest, ok := strings.CutPrefix(url, "http://"); ok {
+		url = "ws://" + rest
+	} else if rest, ok := strings.CutPrefix(url, "https://"); ok {
+		url = "wss://" + rest
+	}
 	ctor := js.Global().Get("WebSocket")
 	if ctor.Type() != js.TypeFunction {
 		return nil, errors.New("no WebSocket in this context")

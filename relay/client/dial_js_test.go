@@ -51,6 +51,23 @@ func dialFake(t *testing.T, url string) (*browserConn, js.Value) {
 	return c.(*browserConn), js.Global().Get("lastFakeWS")
 }
 
+// TestDialURLScheme: only a leading http(s) scheme becomes ws(s); one in
+// the query is left alone.
+func TestDialURLScheme(t *testing.T) {
+	withFakeWebSocket(t)
+	for in, want := range map[string]string{
+		"https://relay.test/ws?next=http://x": "wss://relay.test/ws?next=http://x",
+		"http://relay.test/ws?next=https://x": "ws://relay.test/ws?next=https://x",
+		"wss://relay.test/ws?next=https://x":  "wss://relay.test/ws?next=https://x",
+	} {
+		c, ws := dialFake(t, in)
+		if got := ws.Get("url").String(); got != want {
+			t.Errorf("dial %s: WebSocket to %s, want %s", in, got, want)
+		}
+		c.CloseNow()
+	}
+}
+
 func TestBrowserConnMessages(t *testing.T) {
 	withFakeWebSocket(t)
 	c, ws := dialFake(t, "http://relay.test/ws")
