@@ -152,3 +152,73 @@ func TestFaults(t *testing.T) {
 		}
 	})
 }
+
+// jsCacheCounts counts the worker's block cache entries and the entries
+// its saved LRU index lists: {blocks, indexed}.
+const jsCacheCounts = `(async () => {
+  const blocks = (await (await caches.open('hearth-blocks-v1')).keys()).length;
+  const r = await (await caches.open('hearth-meta-v1')).match(location.origin + '/.hearth/meta/lru');
+  let indexed = 0;
+  if (r) {
+    const b = new Uint8Array(await r.arrayBuffer());
+    let i = 0;
+    const uv = () => { let x = 0, s = 0; for (let k = 0; k < 10 && i < b.length; k++) { const c = b[i++]; x += (c & 0x7f) * 2 ** s; s += 7; if (c < 0x80) break; } return x; };
+    for (let k = 0; k < 100000 && i < b.length; k++) { const n = uv(); i += n; uv(); uv(); indexed++; }
+  }
+  return {blocks, indexed};
+})()`
+
+type cacheCounts struct {
+	Blocks  int `json:"blocks"`
+	Indexed int `json:"indexed"`
+}
+
+// TestCacheSurvivesStop stops the worker right after it wrote blocks to
+// Cache Storage, before it saved its LRU index: at the next start it must
+// keep those blocks (adopt them into the index), not delete them, and serve
+// the file from them without the origin.
+func TestCacheSurvivesStop(t *testing.T) {
+	needBrowser(t)
+	const size = 4 << 20 // 16 leaves of 256 KiB and their root
+	files := map[string][]byte{
+		"index.html": []byte(`<!doctype html><script src="/.hearth/hearth.js" defer></script><p>cache</p>`),
+		"x.bin":      randomBytes(t, size),
+	}
+	o := startOrigin(t, files, jsconfig.Config{})
+	br := newBrowser(t)
+	tab := br.ctx
+	loadControlled(t, tab, o.URL+"/")
+	eval[bool](t, tab, jsHelpers)
+	if d := eval[digest](t, tab, `hearthTest.digest('/x.bin')`); d.Status != 200 || d.Hash != sha(files["x.bin"]) {
+		t.Fatalf("x.bin: %+v", d)
+	}
+	const want = size/(256<<10) + 1
+	waitFor(t, tab, fmt.Sprintf("%d blocks in Cache Storage", want),
+		fmt.Sprintf(`(async () => (await (await caches.open('hearth-blocks-v1')).keys()).length >= %d)()`, want), 30*time.Second)
+	if _, err := chromedp.Call(tab, serviceworker.Enable, cdp.Empty{}); err != nil {
+		t.Fatalf("enabling the ServiceWorker domain: %v", err)
+	}
+	if _, err := chromedp.Call(tab, serviceworker.StopAllWorkers, cdp.Empty{}); err != nil {
+		t.Fatalf("stopping the worker: %v", err)
+	}
+	before := eval[cacheCounts](t, tab, jsCacheCounts)
+	t.Logf("at the stop: %d blocks in Cache Storage, %d in the saved index", before.Blocks, before.Indexed)
+
+	// The worker starts again for the navigation and reconciles its index
+	// with Cache Storage; once it saves the index, that lists every block.
+	loadControlled(t, tab, o.URL+"/")
+	waitFor(t, tab, "the saved index to list the blocks written before the stop",
+		fmt.Sprintf(`(async () => { const c = await (%s); return c.indexed >= %d || c.blocks < %d; })()`, jsCacheCounts, want, want), 30*time.Second)
+	after := eval[cacheCounts](t, tab, jsCacheCounts)
+	if after.Blocks < want || after.Indexed < want {
+		t.Fatalf("after the restart: %d blocks in Cache Storage, %d indexed; want at least %d of each", after.Blocks, after.Indexed, want)
+	}
+	o.resetCounts()
+	eval[bool](t, tab, jsHelpers)
+	if d := eval[digest](t, tab, `hearthTest.digest('/x.bin')`); d.Status != 200 || d.Hash != sha(files["x.bin"]) {
+		t.Fatalf("x.bin after the restart: %+v", d)
+	}
+	if g, f := o.gateway.Load(), o.files.Load(); g != 0 || f != 0 {
+		t.Errorf("x.bin after the restart took %d bytes from the gateway and %d from the origin's files; want all from the cache", g, f)
+	}
+}

@@ -88,6 +88,12 @@ self.hearthPutAll = (cache, keys, datas) =>
   Promise.all(keys.map((k, i) => cache.put(k, new Response(datas[i])).then(() => null, (e) => [k, e && e.name ? e.name : String(e)])))
     .then((r) => r.filter((x) => x !== null));
 
+// hearthSizes resolves to the byte size of each request's entry in a Cache
+// (-1 where it has none or cannot be read), from the body's Blob, which the
+// browser sizes without reading it.
+self.hearthSizes = (cache, reqs) =>
+  Promise.all(reqs.map((r) => cache.match(r).then((res) => (res ? res.blob().then((b) => b.size) : -1), () => -1)));
+
 // hearthPost posts msg to the client with this id, if it still exists.
 self.hearthPost = (id, msg) => self.clients.get(id).then((c) => c && c.postMessage(msg), () => {});
 

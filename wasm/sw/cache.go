@@ -494,9 +494,14 @@ func (c *blockCache) saveIndex(ctx context.Context) error {
 	return c.putMeta(ctx, metaIndex, b)
 }
 
-// loadIndex reads the saved index, then reconciles it with Cache Storage:
-// entries the index does not know (written just before a stop) are
-// deleted, and index entries with no block are dropped.
+// loadIndex reads the saved index, then reconciles it with Cache Storage,
+// which is the truth: index entries with no block are dropped, and blocks
+// the index does not list (written in the last saveDelay before the worker
+// was stopped) are adopted as the most recently used, at the size Cache
+// Storage gives. Only entries that are not blocks at all (no CID, or over
+// node.MaxBlockLen) are deleted. A worker stopped at any moment thus keeps
+// every block it wrote; serve verifies each block on read, so an adopted
+// entry is trusted no more than any other.
 func (c *blockCache) loadIndex(ctx context.Context) error {
 	saved := make(map[string]*entry)
 	var maxUsed uint64
@@ -531,11 +536,7 @@ func (c *blockCache) loadIndex(ctx context.Context) error {
 	}
 	present := make(map[string]bool, reqs.Length())
 	prefix := c.origin + blockKeyPrefix
-	type candidate struct {
-		key string // CID key, "" for an unparsable entry
-		req js.Value
-	}
-	var orphans []candidate
+	var orphans []orphan
 	for i := 0; i < reqs.Length(); i++ {
 		u := reqs.Index(i).Get("url").String()
 		if len(u) <= len(prefix) || u[:len(prefix)] != prefix {
@@ -543,15 +544,16 @@ func (c *blockCache) loadIndex(ctx context.Context) error {
 		}
 		id, err := cid.Decode(u[len(prefix):])
 		if err != nil {
-			orphans = append(orphans, candidate{req: reqs.Index(i)})
+			orphans = append(orphans, orphan{req: reqs.Index(i)})
 			continue
 		}
 		if _, ok := saved[id.KeyString()]; !ok {
-			orphans = append(orphans, candidate{key: id.KeyString(), req: reqs.Index(i)})
+			orphans = append(orphans, orphan{key: id.KeyString(), req: reqs.Index(i)})
 			continue
 		}
 		present[id.KeyString()] = true
 	}
+	adopted, unreadable := c.sizes(ctx, store, orphans)
 	c.mu.Lock()
 	for k, e := range saved {
 		if !present[k] {
@@ -564,16 +566,17 @@ func (c *blockCache) loadIndex(ctx context.Context) error {
 		c.total += e.size
 	}
 	c.tick = max(c.tick, maxUsed) + 1
-	c.loaded = true
-	var victims []js.Value
-	for _, o := range orphans {
-		_, indexed := c.index[o.key]
-		_, queued := c.pending[o.key]
-		if o.key == "" || !indexed && !queued { // not written since start
-			victims = append(victims, o.req)
+	for k, size := range adopted {
+		if _, ok := c.index[k]; ok { // written again since start
+			continue
 		}
+		c.index[k] = &entry{size: size, used: c.tick}
+		c.total += size
+		c.dirty = true
 	}
+	c.loaded = true
 	c.mu.Unlock()
+	victims := unreadable
 	for _, r := range victims {
 		p, err := jsx.Try(func() js.Value { return store.Call("delete", r) })
 		if err == nil {
@@ -582,6 +585,56 @@ func (c *blockCache) loadIndex(ctx context.Context) error {
 	}
 	c.evict(ctx, 0)
 	return nil
+}
+
+// orphan is a Cache Storage entry the saved index does not list.
+type orphan struct {
+	key string // CID key, "" for an entry whose URL holds no CID
+	req js.Value
+}
+
+// sizes reads the size of each orphan's stored body (a Blob's size, which
+// Chromium knows without reading the bytes). It returns the sizes of the
+// orphans that are blocks, by CID key, and the requests of those that are
+// not: no CID in the URL, unreadable, or larger than node.MaxBlockLen.
+func (c *blockCache) sizes(ctx context.Context, store js.Value, orphans []orphan) (map[string]int64, []js.Value) {
+	adopted := make(map[string]int64, len(orphans))
+	var bad []js.Value
+	var reqs []any
+	var keys []string
+	for _, o := range orphans {
+		if o.key == "" {
+			bad = append(bad, o.req)
+			continue
+		}
+		reqs = append(reqs, o.req)
+		keys = append(keys, o.key)
+	}
+	if len(reqs) == 0 {
+		return adopted, bad
+	}
+	var got js.Value
+	p, err := jsx.Try(func() js.Value { return jsx.Global().Call("hearthSizes", store, js.ValueOf(reqs)) })
+	if err == nil {
+		got, err = jsx.Await(ctx, p)
+	}
+	if err != nil || got.Length() != len(reqs) {
+		// Sizes unknown: the entries cannot be bounded by the LRU, so
+		// they go, as entries that are not blocks do.
+		for _, r := range reqs {
+			bad = append(bad, r.(js.Value))
+		}
+		return adopted, bad
+	}
+	for i, k := range keys {
+		n := got.Index(i).Int()
+		if n < 0 || n > node.MaxBlockLen {
+			bad = append(bad, reqs[i].(js.Value))
+			continue
+		}
+		adopted[k] = int64(n)
+	}
+	return adopted, bad
 }
 
 // putMeta stores a small value in the meta cache.
