@@ -24,33 +24,35 @@ import (
 // relayEnv maps each `hearth relay` flag to the environment variable that
 // sets it when the flag is not given.
 var relayEnv = map[string]string{
-	"listen":            "HEARTH_RELAY_LISTEN",
-	"addr-file":         "HEARTH_RELAY_ADDR_FILE",
-	"tls-cert":          "HEARTH_RELAY_TLS_CERT",
-	"tls-key":           "HEARTH_RELAY_TLS_KEY",
-	"origin":            "HEARTH_RELAY_ORIGINS",
-	"trust-proxy":       "HEARTH_RELAY_TRUST_PROXY",
-	"stun":              "HEARTH_RELAY_STUN",
-	"public-host":       "HEARTH_RELAY_PUBLIC_HOST",
-	"turn-secret-file":  "HEARTH_RELAY_TURN_SECRET_FILE",
-	"turn-relay-ip":     "HEARTH_RELAY_TURN_RELAY_IP",
-	"turn-ports":        "HEARTH_RELAY_TURN_PORTS",
-	"turn-ttl":          "HEARTH_RELAY_TURN_TTL",
-	"turn-realm":        "HEARTH_RELAY_TURN_REALM",
-	"max-message":       "HEARTH_RELAY_MAX_MESSAGE",
-	"max-sites":         "HEARTH_RELAY_MAX_SITES",
-	"max-subscriptions": "HEARTH_RELAY_MAX_SUBSCRIPTIONS",
-	"max-conns-per-ip":  "HEARTH_RELAY_MAX_CONNS_PER_IP",
-	"rate":              "HEARTH_RELAY_RATE",
-	"burst":             "HEARTH_RELAY_BURST",
-	"max-strikes":       "HEARTH_RELAY_MAX_STRIKES",
-	"idle-timeout":      "HEARTH_RELAY_IDLE_TIMEOUT",
-	"hello-timeout":     "HEARTH_RELAY_HELLO_TIMEOUT",
-	"send-queue":        "HEARTH_RELAY_SEND_QUEUE",
-	"write-timeout":     "HEARTH_RELAY_WRITE_TIMEOUT",
-	"coalesce":          "HEARTH_RELAY_COALESCE",
-	"max-records":       "HEARTH_RELAY_MAX_RECORDS",
-	"loops":             "HEARTH_RELAY_LOOPS",
+	"listen":               "HEARTH_RELAY_LISTEN",
+	"addr-file":            "HEARTH_RELAY_ADDR_FILE",
+	"tls-cert":             "HEARTH_RELAY_TLS_CERT",
+	"tls-key":              "HEARTH_RELAY_TLS_KEY",
+	"origin":               "HEARTH_RELAY_ORIGINS",
+	"trust-proxy":          "HEARTH_RELAY_TRUST_PROXY",
+	"stun":                 "HEARTH_RELAY_STUN",
+	"public-host":          "HEARTH_RELAY_PUBLIC_HOST",
+	"turn-secret-file":     "HEARTH_RELAY_TURN_SECRET_FILE",
+	"turn-relay-ip":        "HEARTH_RELAY_TURN_RELAY_IP",
+	"turn-ports":           "HEARTH_RELAY_TURN_PORTS",
+	"turn-ttl":             "HEARTH_RELAY_TURN_TTL",
+	"turn-realm":           "HEARTH_RELAY_TURN_REALM",
+	"turn-allocs-per-peer": "HEARTH_RELAY_TURN_ALLOCS_PER_PEER",
+	"turn-allocs-per-ip":   "HEARTH_RELAY_TURN_ALLOCS_PER_IP",
+	"max-message":          "HEARTH_RELAY_MAX_MESSAGE",
+	"max-sites":            "HEARTH_RELAY_MAX_SITES",
+	"max-subscriptions":    "HEARTH_RELAY_MAX_SUBSCRIPTIONS",
+	"max-conns-per-ip":     "HEARTH_RELAY_MAX_CONNS_PER_IP",
+	"rate":                 "HEARTH_RELAY_RATE",
+	"burst":                "HEARTH_RELAY_BURST",
+	"max-strikes":          "HEARTH_RELAY_MAX_STRIKES",
+	"idle-timeout":         "HEARTH_RELAY_IDLE_TIMEOUT",
+	"hello-timeout":        "HEARTH_RELAY_HELLO_TIMEOUT",
+	"send-queue":           "HEARTH_RELAY_SEND_QUEUE",
+	"write-timeout":        "HEARTH_RELAY_WRITE_TIMEOUT",
+	"coalesce":             "HEARTH_RELAY_COALESCE",
+	"max-records":          "HEARTH_RELAY_MAX_RECORDS",
+	"loops":                "HEARTH_RELAY_LOOPS",
 }
 
 // relayTURNSecretEnv holds the TURN secret itself (an environment variable
@@ -64,6 +66,7 @@ type relayOptions struct {
 	turnSecretFile, turnRelayIP       string
 	turnPorts, turnRealm              string
 	turnTTL                           time.Duration
+	turnPerPeer, turnPerIP            int
 	cfg                               relayserver.Config
 }
 
@@ -103,13 +106,15 @@ help; a flag given on the command line wins.`,
 	f.StringVar(&o.turnSecretFile, "turn-secret-file", "", "file holding the TURN secret (at least 16 bytes); or set "+relayTURNSecretEnv)
 	f.StringVar(&o.turnRelayIP, "turn-relay-ip", "", "public IP that TURN allocations advertise (default: --public-host when it is an IP)")
 	f.StringVar(&o.turnPorts, "turn-ports", "49152-65535", "UDP port range for TURN allocations, MIN-MAX")
-	f.DurationVar(&o.turnTTL, "turn-ttl", relayserver.DefaultTURNTTL, "lifetime of TURN credentials")
+	f.DurationVar(&o.turnTTL, "turn-ttl", relayserver.DefaultTURNTTL, "lifetime of TURN credentials; one per connection, renewed when half of it is left; a relayed WebRTC connection lasts at most that long")
+	f.IntVar(&o.turnPerPeer, "turn-allocs-per-peer", relayserver.DefaultMaxAllocationsPerPeer, "concurrent TURN allocations per peer key")
+	f.IntVar(&o.turnPerIP, "turn-allocs-per-ip", relayserver.DefaultMaxAllocationsPerIP, "concurrent TURN allocations per client IP address (IPv6: per /64)")
 	f.StringVar(&o.turnRealm, "turn-realm", "hearth", "TURN realm")
 	c := &o.cfg
 	f.IntVar(&c.MaxMessageSize, "max-message", relayserver.DefaultMaxMessageSize, "largest message from a peer, bytes")
 	f.IntVar(&c.MaxSites, "max-sites", relayserver.DefaultMaxSites, "sites one peer may announce")
 	f.IntVar(&c.MaxSubscriptions, "max-subscriptions", relayserver.DefaultMaxSubscriptions, "root-record subscriptions per peer")
-	f.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", relayserver.DefaultMaxConnsPerIP, "concurrent connections per IP address")
+	f.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", relayserver.DefaultMaxConnsPerIP, "concurrent connections per IP address (IPv6: per /64)")
 	f.Float64Var(&c.MessageRate, "rate", relayserver.DefaultMessageRate, "messages per second per peer, sustained (token bucket)")
 	f.IntVar(&c.MessageBurst, "burst", relayserver.DefaultMessageBurst, "messages per peer in a burst (token bucket depth)")
 	f.IntVar(&c.MaxStrikes, "max-strikes", relayserver.DefaultMaxStrikes, "refused messages in a row before a peer is dropped")
@@ -246,6 +251,15 @@ func runRelay(parent context.Context, o *relayOptions) error {
 	return nil
 }
 
+// listenHost is the host part of --listen ("" when it has none).
+func (o *relayOptions) listenHost() string {
+	host, _, err := net.SplitHostPort(o.listen)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
 // ice works out the STUN/TURN set-up on pc (the socket bound to --stun, nil
 // without it): the URLs the relay advertises and the TURN server's
 // configuration (nil without --stun).
@@ -297,6 +311,14 @@ func (o *relayOptions) ice(cfg *relayserver.Config, pc net.PacketConn) (*relayse
 	}
 	t.Secret, t.RelayIP = secret, relayIP
 	t.MinPort, t.MaxPort = uint16(minPort), uint16(maxPort)
+	t.MaxAllocationsPerPeer, t.MaxAllocationsPerIP = o.turnPerPeer, o.turnPerIP
+	// Beside its interfaces' addresses, the relay's host answers on those it
+	// is reached at, which may be a NAT's: TURN refuses them all as peers.
+	for _, h := range []string{public, o.listenHost()} {
+		if ip := net.ParseIP(h); ip != nil {
+			t.OwnIPs = append(t.OwnIPs, ip)
+		}
+	}
 	cfg.TURNSecret = secret
 	cfg.TURNURLs = []string{"turn:" + hostPort + "?transport=udp"}
 	return t, nil

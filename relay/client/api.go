@@ -212,8 +212,9 @@ func (c *Client) PublishRecord(ctx context.Context, rec *node.RootRecord) error 
 }
 
 // ICEServers asks the relay for its STUN servers and, when it runs TURN,
-// TURN servers with fresh short-lived credentials (the TURN credentials
-// request). Errors: ctx's error, relay.ErrClosed, relay.ErrDisconnected.
+// TURN servers with the connection's short-lived credentials (the TURN
+// credentials request): the same ones each time until half of their
+// lifetime is left. Errors: ctx's error, relay.ErrClosed, relay.ErrDisconnected.
 func (c *Client) ICEServers(ctx context.Context) (ICEServers, error) {
 	r, err := c.request(ctx, &relay.Message{Type: relay.TypeICE})
 	if err != nil {

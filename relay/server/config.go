@@ -26,7 +26,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMaxRecords       = 100_000
 	DefaultMaxStrikes       = 20
-	DefaultTURNTTL          = 2 * time.Hour
+	DefaultTURNTTL          = 30 * time.Minute
 )
 
 // Config configures a Server. Zero fields take the defaults above.
@@ -43,7 +43,8 @@ type Config struct {
 	// MaxSubscriptions bounds the root-record subscriptions of one peer.
 	MaxSubscriptions int
 	// MaxConnsPerIP bounds concurrent WebSocket connections from one IP
-	// address; more get HTTP 429.
+	// address, counting an IPv6 address's whole /64 as one (IPKey); more
+	// get HTTP 429.
 	MaxConnsPerIP int
 	// MessageRate is each peer's sustained message rate (messages per
 	// second) and MessageBurst its token-bucket depth. A message over the
@@ -107,7 +108,14 @@ type Config struct {
 	// TURNSecret is the secret shared with the TURN server (see TURN and
 	// TURNCredentials); empty disables TURN credentials.
 	TURNSecret []byte
-	// TURNTTL is how long TURN credentials stay valid.
+	// TURNTTL is how long a TURN credential stays valid. Each connection
+	// gets one credential, the same in every ice answer until less than
+	// half of TURNTTL is left, then a fresh one; so an answer's credential
+	// is valid for between TURNTTL/2 and TURNTTL. A TURN allocation must be
+	// refreshed with a valid credential (RFC 8656 §7, §9), so a WebRTC
+	// connection relayed through TURN lasts at most that long; a shorter
+	// TTL bounds how long a credential that leaked, or outlived its
+	// connection, can be used.
 	TURNTTL time.Duration
 
 	// Registry receives the server's metrics and is served on /metrics;

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/relay"
@@ -44,6 +45,10 @@ type conn struct {
 	key     node.SiteID // set at hello, then immutable
 	keyText string
 	cleaned bool
+	// The connection's TURN credential (see ice), minted at the first ice
+	// request.
+	turnUser, turnPass string
+	turnExpires        time.Time
 
 	authed   atomic.Bool
 	lastRead atomic.Int64 // mono time of the last read

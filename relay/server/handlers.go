@@ -260,14 +260,20 @@ func (c *conn) unsubscribe(m *relay.Message) error {
 	return nil
 }
 
+// ice answers with the STUN servers and, with TURN, the connection's TURN
+// credential: one per connection, handed again in every answer until less
+// than half of Config.TURNTTL is left, then replaced by a fresh one.
 func (c *conn) ice(m *relay.Message) error {
 	out := &relay.Message{Type: relay.TypeICE, ID: m.ID}
 	out.Servers = append(out.Servers, c.s.stun...)
 	if len(c.s.cfg.TURNSecret) > 0 {
-		expires := c.s.cfg.Now().Add(c.s.cfg.TURNTTL)
-		user, pass := TURNCredentials(c.s.cfg.TURNSecret, c.keyText, expires)
-		out.Servers = append(out.Servers, relay.ICEServer{URLs: c.s.cfg.TURNURLs, Username: user, Credential: pass})
-		out.Expires = expires.Unix()
+		ttl := c.s.cfg.TURNTTL
+		if now := c.s.cfg.Now(); c.turnUser == "" || c.turnExpires.Sub(now) < ttl/2 {
+			c.turnExpires = now.Add(ttl)
+			c.turnUser, c.turnPass = TURNCredentials(c.s.cfg.TURNSecret, c.keyText, c.turnExpires)
+		}
+		out.Servers = append(out.Servers, relay.ICEServer{URLs: c.s.cfg.TURNURLs, Username: c.turnUser, Credential: c.turnPass})
+		out.Expires = c.turnExpires.Unix()
 	}
 	c.sendMsg(out)
 	return nil

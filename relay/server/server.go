@@ -41,7 +41,7 @@ type Server struct {
 	mu     sync.Mutex // guards closed, conns, perIP
 	closed bool
 	conns  map[*conn]struct{}
-	perIP  map[netip.Addr]int
+	perIP  map[netip.Prefix]int // connections per IPKey
 
 	outbox *outbox // nil when writes are not coalesced
 	loops  []*loop // nil in blocking mode
@@ -66,7 +66,7 @@ func New(cfg Config) (*Server, error) {
 		records: newRecordStore(cfg.MaxRecords),
 		start:   time.Now(),
 		conns:   make(map[*conn]struct{}),
-		perIP:   make(map[netip.Addr]int),
+		perIP:   make(map[netip.Prefix]int),
 		done:    make(chan struct{}),
 		limits: &relay.Limits{
 			MaxMessage:       cfg.MaxMessageSize,
@@ -142,7 +142,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 // ServeHTTP upgrades r to a relay WebSocket connection. It answers 429 when
-// r's IP already holds Config.MaxConnsPerIP connections and 503 once the
+// r's IP (an IPv6 address: its /64, see IPKey) already holds
+// Config.MaxConnsPerIP connections and 503 once the
 // server is closing. It returns as soon as the connection is set up; the
 // connection's goroutine belongs to the Server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -202,27 +203,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.readBlocking(h.pending)
 }
 
-// admit counts a new connection from ip, or returns why it is refused.
+// admit counts a new connection from ip under its IPKey, or returns why it
+// is refused.
 func (s *Server) admit(ip netip.Addr) string {
+	k := IPKey(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return reasonShutdown
 	}
-	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+	if s.perIP[k] >= s.cfg.MaxConnsPerIP {
 		return reasonPerIP
 	}
-	s.perIP[ip]++
+	s.perIP[k]++
 	return ""
 }
 
 func (s *Server) release(ip netip.Addr) {
+	k := IPKey(ip)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perIP[ip] <= 1 {
-		delete(s.perIP, ip)
+	if s.perIP[k] <= 1 {
+		delete(s.perIP, k)
 	} else {
-		s.perIP[ip]--
+		s.perIP[k]--
 	}
 }
 

@@ -20,9 +20,20 @@ import (
 	"github.com/hearthcdn/hearth/relay"
 )
 
-// DefaultMaxAllocationsPerUser bounds concurrent TURN allocations per
-// credential.
-const DefaultMaxAllocationsPerUser = 8
+// Defaults for the zero allocation limits of TURNConfig.
+const (
+	// DefaultMaxAllocationsPerPeer bounds concurrent TURN allocations per
+	// peer key: a browser needs one per peer connection it relays.
+	DefaultMaxAllocationsPerPeer = 8
+	// DefaultMaxAllocationsPerIP bounds concurrent TURN allocations per
+	// client address (an IPv6 /64, see IPKey), whatever keys ask: keys cost
+	// nothing to make, addresses do.
+	DefaultMaxAllocationsPerIP = 32
+)
+
+// ownRefresh is how often the TURN server re-reads the host's interface
+// addresses, which it refuses to relay to.
+const ownRefresh = time.Minute
 
 // TURNCredentials returns short-lived TURN credentials for user (the peer's
 // key text), valid until expires, in the form of coturn's "TURN REST API"
@@ -61,10 +72,23 @@ type TURNConfig struct {
 	MinPort, MaxPort uint16
 	// AllowPrivatePeers lets clients relay to loopback, private, link-local
 	// and CGNAT addresses. Off by default: a TURN server that relays into
-	// its own network is an open door. Tests on 127.0.0.1 turn it on.
+	// its own network is an open door. Tests on 127.0.0.1 turn it on. The
+	// relay's own addresses stay refused either way.
 	AllowPrivatePeers bool
-	// MaxAllocationsPerUser bounds concurrent allocations per credential.
-	MaxAllocationsPerUser int
+	// OwnIPs are further addresses of the relay's host that no client may
+	// relay to, beside those always refused: RelayIP, the addresses Conn
+	// and RelayBind are bound to, every address of the host's network
+	// interfaces (re-read every minute) and the unspecified addresses. An
+	// IPv6 address refuses its whole /64 (IPKey).
+	OwnIPs []net.IP
+	// MaxAllocationsPerPeer bounds concurrent allocations per peer key
+	// (the PEER of the "EXPIRY:PEER" username), whichever of its
+	// credentials ask; default DefaultMaxAllocationsPerPeer.
+	MaxAllocationsPerPeer int
+	// MaxAllocationsPerIP bounds concurrent allocations per client address,
+	// an IPv6 address counting under its /64 (IPKey); default
+	// DefaultMaxAllocationsPerIP.
+	MaxAllocationsPerIP int
 	// Logger receives pion's logs at debug level; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
@@ -75,13 +99,19 @@ type TURNConfig struct {
 // with the relay's short-lived credentials, on one UDP socket.
 type TURN struct {
 	srv *turn.Server
+	own *ownAddrs
 
-	mu     sync.Mutex
-	allocs map[string]int // active allocations per username
+	mu      sync.Mutex
+	perPeer map[string]int       // active allocations per peer key
+	perIP   map[netip.Prefix]int // active allocations per IPKey of the client
 }
 
 // NewTURN starts serving cfg.Conn. Errors wrap relay.ErrBadConfig or come
 // from pion/turn.
+//
+// An allocation request over either limit of cfg gets the RFC 8656 error
+// 486 (Allocation Quota Reached); a CreatePermission to a refused peer
+// address gets 403 (Forbidden), a ChannelBind 401 (pion/turn's answer).
 func NewTURN(cfg TURNConfig) (*TURN, error) {
 	if cfg.Conn == nil {
 		return nil, fmt.Errorf("TURN without a UDP socket: %w", relay.ErrBadConfig)
@@ -92,8 +122,14 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	if cfg.RelayBind == "" {
 		cfg.RelayBind = "0.0.0.0"
 	}
-	if cfg.MaxAllocationsPerUser == 0 {
-		cfg.MaxAllocationsPerUser = DefaultMaxAllocationsPerUser
+	if cfg.MaxAllocationsPerPeer == 0 {
+		cfg.MaxAllocationsPerPeer = DefaultMaxAllocationsPerPeer
+	}
+	if cfg.MaxAllocationsPerIP == 0 {
+		cfg.MaxAllocationsPerIP = DefaultMaxAllocationsPerIP
+	}
+	if cfg.MaxAllocationsPerPeer < 0 || cfg.MaxAllocationsPerIP < 0 {
+		return nil, fmt.Errorf("negative TURN allocation limit: %w", relay.ErrBadConfig)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -101,7 +137,7 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &TURN{allocs: make(map[string]int)}
+	t := &TURN{perPeer: make(map[string]int), perIP: make(map[netip.Prefix]int)}
 	pc := turn.PacketConnConfig{PacketConn: cfg.Conn}
 	sc := turn.ServerConfig{
 		Realm:         cfg.Realm,
@@ -124,37 +160,58 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 		} else {
 			pc.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind}
 		}
+		t.own = newOwnAddrs(&cfg)
 		allowPrivate := cfg.AllowPrivatePeers
 		pc.PermissionHandler = func(_ net.Addr, peer net.IP) bool {
-			return allowPrivate || publicIP(peer)
+			a, ok := netip.AddrFromSlice(peer)
+			if !ok {
+				return false
+			}
+			a = a.Unmap()
+			if t.own.contains(a) {
+				return false
+			}
+			return allowPrivate || publicIP(a)
 		}
-		secret, now, max := cfg.Secret, cfg.Now, cfg.MaxAllocationsPerUser
+		secret, now := cfg.Secret, cfg.Now
+		// The user ID pion/turn keeps with an allocation is the peer key, so
+		// that its limit holds across the peer's credentials.
 		sc.AuthHandler = func(ra *turn.RequestAttributes) (string, []byte, bool) {
-			exp, _, ok := strings.Cut(ra.Username, ":")
+			exp, peer, ok := strings.Cut(ra.Username, ":")
 			sec, err := strconv.ParseInt(exp, 10, 64)
-			if !ok || err != nil || sec < now().Unix() {
+			if !ok || peer == "" || err != nil || sec < now().Unix() {
 				return "", nil, false
 			}
-			return ra.Username, turn.GenerateAuthKey(ra.Username, ra.Realm, turnPassword(secret, ra.Username)), true
+			return peer, turn.GenerateAuthKey(ra.Username, ra.Realm, turnPassword(secret, ra.Username)), true
 		}
-		sc.QuotaHandler = func(username, _ string, _ net.Addr) bool {
+		// pion/turn handles the datagrams of one socket in order, so no
+		// allocation of that socket is created between this check and
+		// OnAllocationCreated.
+		maxPeer, maxIP, log := cfg.MaxAllocationsPerPeer, cfg.MaxAllocationsPerIP, cfg.Logger
+		sc.QuotaHandler = func(peer, _ string, src net.Addr) bool {
+			ip := ipKeyOf(src)
 			t.mu.Lock()
 			defer t.mu.Unlock()
-			return t.allocs[username] < max
+			if t.perPeer[peer] >= maxPeer || t.perIP[ip] >= maxIP {
+				log.Debug("TURN allocation refused: quota", "peer", peer, "ip", ip,
+					"peer_allocations", t.perPeer[peer], "ip_allocations", t.perIP[ip])
+				return false
+			}
+			return true
 		}
 		sc.EventHandler = turn.EventHandler{
-			OnAllocationCreated: func(_, _ net.Addr, _, user, _ string, _ net.Addr, _ int) {
+			OnAllocationCreated: func(src, _ net.Addr, _, peer, _ string, _ net.Addr, _ int) {
+				ip := ipKeyOf(src)
 				t.mu.Lock()
-				t.allocs[user]++
+				t.perPeer[peer]++
+				t.perIP[ip]++
 				t.mu.Unlock()
 			},
-			OnAllocationDeleted: func(_, _ net.Addr, _, user, _ string) {
+			OnAllocationDeleted: func(src, _ net.Addr, _, peer, _ string) {
+				ip := ipKeyOf(src)
 				t.mu.Lock()
-				if t.allocs[user] <= 1 {
-					delete(t.allocs, user)
-				} else {
-					t.allocs[user]--
-				}
+				decrement(t.perPeer, peer)
+				decrement(t.perIP, ip)
 				t.mu.Unlock()
 			},
 		}
@@ -168,6 +225,15 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 	return t, nil
 }
 
+// decrement lowers m[k], deleting it at zero.
+func decrement[K comparable](m map[K]int, k K) {
+	if m[k] <= 1 {
+		delete(m, k)
+	} else {
+		m[k]--
+	}
+}
+
 // Close stops serving and closes the socket and every allocation.
 func (t *TURN) Close() error {
 	if err := t.srv.Close(); err != nil {
@@ -178,14 +244,81 @@ func (t *TURN) Close() error {
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
-// publicIP reports whether ip is a globally routable unicast address.
-func publicIP(ip net.IP) bool {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return false
-	}
-	a = a.Unmap()
+// publicIP reports whether a (unmapped) is a globally routable unicast
+// address.
+func publicIP(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
+}
+
+// ownAddrs is the set of the relay host's addresses, by IPKey.
+type ownAddrs struct {
+	fixed []netip.Addr
+	now   func() time.Time
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	read time.Time // when the interface addresses were last read
+	set  map[netip.Prefix]struct{}
+}
+
+func newOwnAddrs(cfg *TURNConfig) *ownAddrs {
+	o := &ownAddrs{now: cfg.Now, log: cfg.Logger}
+	add := func(ip net.IP) {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			o.fixed = append(o.fixed, a.Unmap())
+		}
+	}
+	add(cfg.RelayIP)
+	add(net.ParseIP(cfg.RelayBind))
+	if ua, ok := cfg.Conn.LocalAddr().(*net.UDPAddr); ok {
+		add(ua.IP)
+	}
+	for _, ip := range cfg.OwnIPs {
+		add(ip)
+	}
+	o.load()
+	return o
+}
+
+// load rebuilds the set from the fixed addresses and the interfaces'.
+// Called with mu held, or before o is shared.
+func (o *ownAddrs) load() {
+	o.read = o.now()
+	set := make(map[netip.Prefix]struct{}, len(o.fixed)+8)
+	for _, a := range o.fixed {
+		set[IPKey(a)] = struct{}{}
+	}
+	ifas, err := net.InterfaceAddrs()
+	if err != nil {
+		o.log.Warn("reading interface addresses", "err", err)
+		for k := range o.set { // keep what was known
+			set[k] = struct{}{}
+		}
+	}
+	for _, ifa := range ifas {
+		if n, ok := ifa.(*net.IPNet); ok {
+			if a, ok := netip.AddrFromSlice(n.IP); ok {
+				set[IPKey(a.Unmap())] = struct{}{}
+			}
+		}
+	}
+	o.set = set
+}
+
+// contains reports whether a (unmapped) is one of the host's addresses, in
+// the /64 of one of its IPv6 addresses, or unspecified (0.0.0.0 and :: reach
+// the host itself).
+func (o *ownAddrs) contains(a netip.Addr) bool {
+	if a.IsUnspecified() {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.now().Sub(o.read) >= ownRefresh {
+		o.load()
+	}
+	_, ok := o.set[IPKey(a)]
+	return ok
 }
 
 // slogFactory routes pion's logs to slog with a constant message.
