@@ -74,7 +74,9 @@ func TestFaults(t *testing.T) {
 		"c.bin":      randomBytes(t, 8<<20),
 	}
 	relayURL := startRelay(t)
-	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}})
+	// plain.html stays without the loader: neither the origin nor the
+	// worker adds it.
+	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}, NoInject: true})
 	startSeeder(t, relayURL, o.site, o.store.MemStore, o.origin.Feed().Latest().Root, false)
 	br := newBrowser(t)
 

@@ -67,7 +67,7 @@ func startOrigin(t testing.TB, files map[string][]byte, cfg jsconfig.Config) *te
 	o.site = node.SiteIDOf(key.Public().(ed25519.PublicKey))
 	o.write(files)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	o.origin, err = origin.New(origin.Config{Store: o.store, Key: key, Source: o.dir, Logger: quiet})
+	o.origin, err = origin.New(origin.Config{Store: o.store, Key: key, Source: o.dir, Logger: quiet, InjectLoader: !cfg.NoInject})
 	if err != nil {
 		t.Fatal(err)
 	}

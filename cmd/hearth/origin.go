@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,7 +47,12 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 			}
 			defer st.Close()
 			log := slog.Default()
-			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor, Logger: log})
+			client, err := browser.client(node.SiteIDOf(key.Public().(ed25519.PublicKey)), nil, log)
+			if err != nil {
+				return err
+			}
+			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor,
+				InjectLoader: browser.inject(client), Logger: log})
 			if err != nil {
 				return err
 			}
@@ -62,11 +68,8 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 			if err != nil {
 				return err
 			}
-			// Browser client (js/, issue 6): /.hearth/ in front of the origin's routes.
-			handler, err := browser.wrap(o.Handler(), o.Site(), log)
-			if err != nil {
-				return err
-			}
+			// The browser client: /.hearth/ in front of the origin's routes.
+			handler := withClient(o.Handler(), client)
 			log.Info("origin serving", "addr", ln.Addr().String(), "site", o.Site().String())
 			g, ctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return hosting.Serve(ctx, ln, handler, log, o.Close) })
@@ -77,7 +80,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 		},
 	}
 	addStoreFlag(cmd, &storeDir)
-	browser = addBrowserFlags(cmd)
+	browser = addBrowserFlags(cmd, true)
 	cmd.Flags().StringVar(&keyFile, "key", "site.key", "site key file (from hearth keygen)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve HTTP on (port 0: any free port)")
 	cmd.Flags().StringVar(&src, "site", "", "file or directory to publish at start")

@@ -62,6 +62,10 @@ type Config struct {
 	// agent's first block before it asks the origin, in ms (four times
 	// that for each next block).
 	AgentTimeoutMS int `json:"agentTimeoutMs"`
+	// NoInject makes the service worker serve the site's HTML as
+	// published; by default it adds the page loader to pages that lack it
+	// (package js/inject), as the origin does.
+	NoInject bool `json:"noInject,omitempty"`
 }
 
 // ICEServer is one STUN or TURN server, as RTCIceServer.

@@ -14,6 +14,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/js/inject"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -35,16 +36,21 @@ import (
 //
 // X-Ipfs-Path names the immutable /ipfs/ path of the file served.
 type Site struct {
-	g    node.Getter
-	root func(context.Context) (cid.Cid, error)
-	log  *slog.Logger
-	obs  Observer
+	g      node.Getter
+	root   func(context.Context) (cid.Cid, error)
+	log    *slog.Logger
+	obs    Observer
+	inject bool
 }
 
 // SiteOptions tune a Site handler. The zero value is usable.
 type SiteOptions struct {
 	Logger   *slog.Logger // nil: slog.Default()
 	Observer Observer     // nil: none
+	// InjectLoader adds the browser client's page loader to the text/html
+	// files served (package inject): a site published unmodified still
+	// gets the service worker. Only set it where /.hearth/ is served.
+	InjectLoader bool
 }
 
 // NewSite returns a handler serving files under the root that root returns
@@ -57,7 +63,7 @@ func NewSite(g node.Getter, root func(context.Context) (cid.Cid, error), opts Si
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	return &Site{g: g, root: root, log: opts.Logger, obs: opts.Observer}
+	return &Site{g: g, root: root, log: opts.Logger, obs: opts.Observer, inject: opts.InjectLoader}
 }
 
 // ServeHTTP implements http.Handler.
@@ -132,6 +138,9 @@ func (s *Site) serve(w *respWriter, r *http.Request) error {
 	h.Set("Cache-Control", "public, no-cache")
 	h.Set("X-Ipfs-Path", ipfsPath(root, segs))
 	h.Set("X-Content-Type-Options", "nosniff")
+	if s.inject && inject.IsHTML(ctype) && n.FileSize <= inject.MaxPage {
+		return serveTagged(w, r, name, fr)
+	}
 	http.ServeContent(w, r, name, time.Time{}, fr)
 	return nil
 }

@@ -51,8 +51,12 @@ type Config struct {
 	// this long, for visitors and seeders still on it; 0 means
 	// DefaultKeepFor.
 	KeepFor time.Duration
-	Logger  *slog.Logger     // nil: slog.Default()
-	Metrics *hosting.Metrics // nil: fresh metrics
+	Logger  *slog.Logger // nil: slog.Default()
+	// InjectLoader adds the browser client's loader to the site's text/html
+	// responses (gateway.SiteOptions.InjectLoader); set it only where
+	// /.hearth/ is served beside the site.
+	InjectLoader bool
+	Metrics      *hosting.Metrics // nil: fresh metrics
 }
 
 // Origin serves one site. Create it with New.
@@ -100,7 +104,7 @@ func New(cfg Config) (*Origin, error) {
 		// A writer holding the site key (hearth mount --key) publishes
 		// new roots here; the signed record is the authorization.
 		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, 0)),
-		Site:    gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m}),
+		Site:    gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m, InjectLoader: cfg.InjectLoader}),
 		Metrics: m.Handler(),
 		Health:  o.health,
 	}.Handler()

@@ -62,9 +62,13 @@ type Config struct {
 	// EventIdle is how long a silent event stream is trusted before
 	// reconnecting; 0 means 45 s (the server sends a keep-alive every 15 s).
 	EventIdle time.Duration
-	Client    *http.Client     // nil: gateway.NewHTTPClient()
-	Logger    *slog.Logger     // nil: slog.Default()
-	Metrics   *hosting.Metrics // nil: fresh metrics
+	Client    *http.Client // nil: gateway.NewHTTPClient()
+	Logger    *slog.Logger // nil: slog.Default()
+	// InjectLoader adds the browser client's loader to the site's text/html
+	// responses (gateway.SiteOptions.InjectLoader); set it only where
+	// /.hearth/ is served beside the site.
+	InjectLoader bool
+	Metrics      *hosting.Metrics // nil: fresh metrics
 }
 
 // Seeder replicates and serves one site. Create it with New, then Run it.
@@ -161,7 +165,7 @@ func New(cfg Config) (*Seeder, error) {
 	s.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: s.log, Observer: s.m, OnCorrupt: s.onCorrupt}),
 		Records:   s.records,
-		Site:      gateway.NewSite(node.NewVerifyingStore(cfg.Store), s.root, gateway.SiteOptions{Logger: s.log, Observer: s.m}),
+		Site:      gateway.NewSite(node.NewVerifyingStore(cfg.Store), s.root, gateway.SiteOptions{Logger: s.log, Observer: s.m, InjectLoader: cfg.InjectLoader}),
 		Metrics:   s.m.Handler(),
 		Health:    s.health,
 	}.Handler()

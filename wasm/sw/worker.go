@@ -81,7 +81,7 @@ func newWorker(cfg *jsconfig.Config) *worker {
 	w.recs = &records{site: w.site, url: origin + "/.well-known/hearth/" + cfg.Site + "/record", cache: w.cache, onError: w.notifyError}
 	w.agents = newAgents(time.Duration(cfg.AgentTimeoutMS)*time.Millisecond, w.acceptRecord)
 	w.gw = &gatewaySource{base: origin}
-	w.srv = &serve.Server{Cache: w.cache}
+	w.srv = &serve.Server{Cache: w.cache, InjectLoader: !cfg.NoInject}
 	return w
 }
 

@@ -14,6 +14,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/js/inject"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -28,6 +29,11 @@ type Server struct {
 	// Window bounds the bytes a response buffers ahead of its reader; 0
 	// means DefaultWindow.
 	Window int
+	// InjectLoader adds the browser client's page loader to text/html
+	// files of at most inject.MaxPage bytes (package js/inject), served
+	// then as their own representation (the ETag gets inject.ETagSuffix),
+	// as the origin serves them.
+	InjectLoader bool
 
 	nodes    nodeCache
 	flightMu sync.Mutex
@@ -207,6 +213,30 @@ func (s *Server) serve(ctx context.Context, sess *session, req Request, segs []s
 		ctype = detectContentType(buf.b)
 	}
 	etag := `"` + file.Cid.String() + `"`
+	var page []byte // the whole file, held to add the loader
+	if s.InjectLoader && inject.IsHTML(ctype) && size <= inject.MaxPage {
+		tagged := inject.ETag(etag)
+		if inm := req.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, tagged) {
+			return &Response{Status: 304, Length: -1, Header: [][2]string{
+				{"Etag", tagged}, {"Cache-Control", "public, no-cache"}, {"X-Ipfs-Path", ipfsPath},
+			}}, nil
+		}
+		var buf sliceWriter
+		sess.setWant(func() node.Request {
+			return node.Request{Root: file.Cid, Scope: node.ScopeEntity}
+		})
+		if err := sess.do(ctx, func() error {
+			buf.b = buf.b[:0]
+			return node.WriteFile(ctx, sess, file, 0, size, &buf)
+		}); err != nil {
+			return nil, err
+		}
+		page = buf.b
+		if out, ok := inject.HTML(page); ok {
+			page, etag = out, tagged
+		}
+		size = uint64(len(page))
+	}
 	hdr := [][2]string{
 		{"Content-Type", ctype},
 		{"Etag", etag},
@@ -234,6 +264,19 @@ func (s *Server) serve(ctx context.Context, sess *session, req Request, segs []s
 	hdr = append(hdr, [2]string{"Content-Length", strconv.FormatInt(length, 10)})
 	resp := &Response{Status: status, Header: hdr, Length: length}
 	if req.Method == "HEAD" || length == 0 {
+		return resp, nil
+	}
+	if page != nil {
+		resp.body = func(ctx context.Context, w io.Writer) error {
+			for b := page[start:end]; len(b) > 0; {
+				n := min(len(b), 256<<10)
+				if _, err := w.Write(b[:n]); err != nil {
+					return err
+				}
+				b = b[n:]
+			}
+			return nil
+		}
 		return resp, nil
 	}
 	resp.body = func(ctx context.Context, w io.Writer) error {

@@ -17,6 +17,7 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/js/inject"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/importer"
 )
@@ -539,5 +540,49 @@ func TestConcurrentShareDirectory(t *testing.T) {
 	src.mu.Unlock()
 	if withDir > 1 {
 		t.Errorf("%d requests carried the directory: %v", withDir, src.opened)
+	}
+}
+
+// With InjectLoader, HTML gets the page loader as the origin adds it: the
+// same bytes and ETag, Range and 304 over them; other files as published.
+func TestInjectLoader(t *testing.T) {
+	s := newSite(t)
+	src := &storeSource{g: s.store, kind: FromOrigin}
+	srv := &Server{Cache: newMemCache(), InjectLoader: true}
+	want, ok := inject.HTML(s.files["a/index.html"])
+	if !ok {
+		t.Fatal("the test page already carries the loader")
+	}
+	r, err := do(t, srv, s.root, "GET", "/a/", nil, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 200 || !bytes.Equal(r.body, want) || r.header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("/a/: %d, %q, Content-Length %s; want %q", r.status, r.body, r.header.Get("Content-Length"), want)
+	}
+	etag := r.header.Get("Etag")
+	if !strings.HasSuffix(etag, inject.ETagSuffix+`"`) {
+		t.Errorf("Etag %s: want the tagged representation's", etag)
+	}
+	r, err = do(t, srv, s.root, "GET", "/a/", http.Header{"If-None-Match": {etag}}, src)
+	if err != nil || r.status != 304 {
+		t.Fatalf("If-None-Match: %v, %+v", err, r)
+	}
+	r, err = do(t, srv, s.root, "GET", "/a/", http.Header{"Range": {"bytes=5-"}}, src)
+	if err != nil || r.status != 206 || !bytes.Equal(r.body, want[5:]) {
+		t.Fatalf("Range: %v, %+v", err, r)
+	}
+	r, err = do(t, srv, s.root, "HEAD", "/a/", nil, src)
+	if err != nil || r.status != 200 || r.header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("HEAD: %v, %+v", err, r)
+	}
+	r, err = do(t, srv, s.root, "GET", "/a/style.css", nil, src)
+	if err != nil || !bytes.Equal(r.body, s.files["a/style.css"]) {
+		t.Fatalf("a/style.css: %v, %+v", err, r)
+	}
+	// Off: as published.
+	r, err = do(t, &Server{Cache: newMemCache()}, s.root, "GET", "/a/", nil, src)
+	if err != nil || !bytes.Equal(r.body, s.files["a/index.html"]) {
+		t.Fatalf("/a/ without InjectLoader: %v, %+v", err, r)
 	}
 }
