@@ -69,13 +69,8 @@ func lookup(ctx context.Context, g Getter, dir *Node, name string, visit func(*N
 	switch dir.Kind {
 	case KindDirectory:
 		i := sort.Search(len(dir.Links), func(i int) bool { return dir.Links[i].Name >= name })
-		if i < len(dir.Links) && dir.Links[i].Name == name {
+		if i < len(dir.Links) && dir.Links[i].Name == name { // Decode checked the order
 			return dir.Links[i], nil
-		}
-		for _, l := range dir.Links { // tolerate unsorted directories from other encoders
-			if l.Name == name {
-				return l, nil
-			}
 		}
 		return Link{}, fmt.Errorf("%q: %w", name, ErrNoSuchPath)
 	case KindHAMTShard:
