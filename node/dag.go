@@ -127,12 +127,15 @@ func (n *Node) check() error {
 			return fmt.Errorf("filesize %d is not the sum of its parts %d: %w", n.FileSize, sum, ErrBadNode)
 		}
 	case KindDirectory:
+		// Links sorted by name bytes, as the dag-pb spec has encoders write
+		// them; requiring each name to be strictly greater than the one
+		// before also refuses a name listed twice, however far apart.
 		for i, l := range n.Links {
 			if err := checkName(l.Name); err != nil {
 				return err
 			}
-			if i > 0 && l.Name == n.Links[i-1].Name {
-				return fmt.Errorf("duplicate name %q: %w", l.Name, ErrBadNode)
+			if i > 0 && l.Name <= n.Links[i-1].Name {
+				return fmt.Errorf("entry %q after %q: %w", l.Name, n.Links[i-1].Name, ErrLinkOrder)
 			}
 		}
 	case KindHAMTShard:

@@ -1,6 +1,9 @@
 package node
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Callers compare with errors.Is; functions wrap them with
 // context using %w.
@@ -18,6 +21,10 @@ var (
 	ErrUnsupportedCodec = errors.New("unsupported codec")
 	// ErrBadNode: a dag-pb or UnixFS node is malformed.
 	ErrBadNode = errors.New("malformed UnixFS node")
+	// ErrLinkOrder: a directory's links are not in strictly increasing
+	// order of their names' bytes (out of order, or a name listed twice).
+	// It wraps ErrBadNode.
+	ErrLinkOrder = fmt.Errorf("directory links not in strictly increasing name order: %w", ErrBadNode)
 	// ErrNoSuchPath: a path segment does not exist under the root.
 	ErrNoSuchPath = errors.New("no such path")
 	// ErrNotDir: a path traverses a file.

@@ -205,6 +205,9 @@ func sweep(ctx context.Context, s GCStore, keys iter.Seq2[cid.Cid, error], kept 
 		if err != nil {
 			return st, fmt.Errorf("listing blocks: %w", err)
 		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
 		if inAny(kept, c.KeyString()) {
 			st.Kept++
 			continue

@@ -69,13 +69,8 @@ func lookup(ctx context.Context, g Getter, dir *Node, name string, visit func(*N
 	switch dir.Kind {
 	case KindDirectory:
 		i := sort.Search(len(dir.Links), func(i int) bool { return dir.Links[i].Name >= name })
-		if i < len(dir.Links) && dir.Links[i].Name == name {
+		if i < len(dir.Links) && dir.Links[i].Name == name { // Decode checked the order
 			return dir.Links[i], nil
-		}
-		for _, l := range dir.Links { // tolerate unsorted directories from other encoders
-			if l.Name == name {
-				return l, nil
-			}
 		}
 		return Link{}, fmt.Errorf("%q: %w", name, ErrNoSuchPath)
 	case KindHAMTShard:
@@ -113,7 +108,8 @@ type Entry struct {
 }
 
 // ListDir returns the entries of a directory (basic or HAMT-sharded) sorted
-// by name. Sharded directories read every shard block through g.
+// by name. Sharded directories read every shard block through g, stopping
+// with ctx's error once ctx ends.
 func ListDir(ctx context.Context, g Getter, dir *Node) ([]Entry, error) {
 	var out []Entry
 	switch dir.Kind {
@@ -124,6 +120,9 @@ func ListDir(ctx context.Context, g Getter, dir *Node) ([]Entry, error) {
 	case KindHAMTShard:
 		var walk func(*Node, int) error
 		walk = func(s *Node, depth int) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if depth > 16 {
 				return fmt.Errorf("HAMT too deep: %w", ErrBadNode)
 			}
@@ -185,7 +184,8 @@ func FileSegments(ctx context.Context, g Getter, f *Node, start, end uint64) ([]
 	return segs, err
 }
 
-// WriteFile writes bytes [start, end) of file f to w, reading blocks through g.
+// WriteFile writes bytes [start, end) of file f to w, reading blocks through
+// g. It stops with ctx's error once ctx ends, checked before every block.
 func WriteFile(ctx context.Context, g Getter, f *Node, start, end uint64, w io.Writer) error {
 	return walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, base uint64) error {
 		s, e := clip(base, uint64(len(n.Data)), start, end)
@@ -212,6 +212,9 @@ func clip(base, n, start, end uint64) (uint64, uint64) {
 // intersect [start, end). base is the file offset of n's first byte. visit
 // gets each node before its children.
 func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint64, depth int, visit func(*Node, uint64) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if depth > 64 {
 		return fmt.Errorf("file DAG too deep: %w", ErrBadNode)
 	}
@@ -258,6 +261,9 @@ func FileLeaves(ctx context.Context, g Getter, f *Node) ([]Segment, error) {
 	var out []Segment
 	var walk func(n *Node, base uint64, depth int) error
 	walk = func(n *Node, base uint64, depth int) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if depth > 64 {
 			return fmt.Errorf("file DAG too deep: %w", ErrBadNode)
 		}

@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,11 +13,13 @@ import (
 
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/gateway"
+	"github.com/hearthcdn/hearth/node/unpack"
 )
 
 func newGetCmd() *cobra.Command {
 	var storeDir, out, from, relayURL string
 	var timeout time.Duration
+	var wopts unpack.Options
 	cmd := &cobra.Command{
 		Use:   "get [--store DIR] CID[/path] [-o OUT]  |  get --from URL[,URL...] SITE[/path] [-o OUT]",
 		Short: "Write a file or tree from the store, or fetch a site from its origin or seeders; verifying every block",
@@ -31,14 +29,17 @@ With --from, fetch SITE's latest root record from every URL (origin or
 seeders), keep the valid one with the highest sequence (refusing one older
 than a record seen before), then fetch the blocks of SITE[/path] that the
 store lacks into --store, verifying each, moving to the next URL when one
-fails, is too slow or lies; and write the result.`,
+fails, is too slow or lies; and write the result.
+
+With -o, a tree is written only beneath OUT; a symlink that is absolute or
+points outside OUT is refused unless --allow-symlinks-outside is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if relayURL != "" {
-				return getRelay(cmd, storeDir, relayURL, from, args[0], out, timeout)
+				return getRelay(cmd, storeDir, relayURL, from, args[0], out, timeout, wopts)
 			}
 			if from != "" {
-				return getRemote(cmd, storeDir, from, args[0], out, timeout)
+				return getRemote(cmd, storeDir, from, args[0], out, timeout, wopts)
 			}
 			root, segs, err := parseContentPath(args[0])
 			if err != nil {
@@ -60,7 +61,7 @@ fails, is too slow or lies; and write the result.`,
 				}
 				return node.WriteFile(cmd.Context(), g, n, 0, n.FileSize, cmd.OutOrStdout())
 			}
-			return writeEntity(cmd.Context(), g, n, out)
+			return unpack.Write(cmd.Context(), g, n, out, wopts)
 		},
 	}
 	addStoreFlag(cmd, &storeDir)
@@ -68,11 +69,12 @@ fails, is too slow or lies; and write the result.`,
 	cmd.Flags().StringVar(&from, "from", "", "comma-separated base URLs of the origin or seeders to fetch SITE from")
 	cmd.Flags().StringVar(&relayURL, "relay", "", "relay WebSocket URL: fetch SITE from peers over WebRTC (with --from as the fallback)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --from: longest wait for one block (or the next block of a stream) before trying another source")
+	cmd.Flags().BoolVar(&wopts.AllowSymlinksOutside, "allow-symlinks-outside", false, "with -o: also write symlinks that are absolute or point outside the output directory (refused by default)")
 	return cmd
 }
 
 // getRemote implements get --from: record, then blocks, then output.
-func getRemote(cmd *cobra.Command, storeDir, from, arg, out string, timeout time.Duration) error {
+func getRemote(cmd *cobra.Command, storeDir, from, arg, out string, timeout time.Duration, wopts unpack.Options) error {
 	ctx := cmd.Context()
 	log := slog.Default()
 	site, segs, err := parseSitePath(arg)
@@ -121,7 +123,7 @@ func getRemote(cmd *cobra.Command, storeDir, from, arg, out string, timeout time
 		}
 		return node.WriteFile(ctx, g, n, 0, n.FileSize, cmd.OutOrStdout())
 	}
-	return writeEntity(ctx, g, n, out)
+	return unpack.Write(ctx, g, n, out, wopts)
 }
 
 // acceptRemoteRecord checks rec against the records this store has seen
@@ -171,57 +173,4 @@ func parseContentPath(s string) (cid.Cid, []string, error) {
 		return cid.Undef, nil, err
 	}
 	return c, segs, nil
-}
-
-// writeEntity writes a file or a directory tree to path, creating it. A file
-// is written to a temporary name and renamed, so a failed get leaves no
-// partial file behind.
-func writeEntity(ctx context.Context, g node.Getter, n *node.Node, path string) error {
-	switch {
-	case n.IsFile():
-		return writeFileAtomic(ctx, g, n, path)
-	case n.IsDir():
-		if err := os.MkdirAll(path, 0o755); err != nil {
-			return err
-		}
-		ents, err := node.ListDir(ctx, g, n)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			child, _, err := node.GetNode(ctx, g, e.Cid)
-			if err != nil {
-				return fmt.Errorf("%s: %w", filepath.Join(path, e.Name), err)
-			}
-			if err := writeEntity(ctx, g, child, filepath.Join(path, e.Name)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case n.Kind == node.KindSymlink:
-		return os.Symlink(string(n.Data), path)
-	}
-	return fmt.Errorf("%s: cannot write a %s", path, n.Kind)
-}
-
-func writeFileAtomic(ctx context.Context, g node.Getter, n *node.Node, path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".hearth-get-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	var w io.Writer = f
-	if err := node.WriteFile(ctx, g, n, 0, n.FileSize, w); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hearthcdn/hearth/node/exchange"
 	"github.com/hearthcdn/hearth/node/exchange/relaysig"
 	"github.com/hearthcdn/hearth/node/gateway"
+	"github.com/hearthcdn/hearth/node/unpack"
 	relayclient "github.com/hearthcdn/hearth/relay/client"
 )
 
@@ -21,7 +22,7 @@ import (
 // sources if given, else from the relay), then the blocks from peers found
 // through the relay over WebRTC, every one verified, falling back to the
 // --from sources when no peer answers; then the output.
-func getRelay(cmd *cobra.Command, storeDir, relayURL, from, arg, out string, timeout time.Duration) error {
+func getRelay(cmd *cobra.Command, storeDir, relayURL, from, arg, out string, timeout time.Duration, wopts unpack.Options) error {
 	ctx := cmd.Context()
 	log := slog.Default()
 	site, segs, err := parseSitePath(arg)
@@ -111,7 +112,7 @@ func getRelay(cmd *cobra.Command, storeDir, relayURL, from, arg, out string, tim
 		}
 		return node.WriteFile(ctx, g, res.Node, 0, res.Node.FileSize, cmd.OutOrStdout())
 	}
-	return writeEntity(ctx, g, res.Node, out)
+	return unpack.Write(ctx, g, res.Node, out, wopts)
 }
 
 // relayRecord returns the latest root record of site the relay holds (the
