@@ -51,8 +51,11 @@ type Config struct {
 	// this long, for visitors and seeders still on it; 0 means
 	// DefaultKeepFor.
 	KeepFor time.Duration
-	Logger  *slog.Logger     // nil: slog.Default()
-	Metrics *hosting.Metrics // nil: fresh metrics
+	// EventStreams bound the open record event streams, per client and
+	// in all; the zero value means gateway's defaults.
+	EventStreams gateway.StreamLimits
+	Logger       *slog.Logger     // nil: slog.Default()
+	Metrics      *hosting.Metrics // nil: fresh metrics
 }
 
 // Origin serves one site. Create it with New.
@@ -93,7 +96,7 @@ func New(cfg Config) (*Origin, error) {
 		cfg.Metrics.RecordSeq.Set(float64(r.Seq))
 	}
 	m := cfg.Metrics
-	o.records = gateway.NewRecords(gateway.RecordsOptions{Logger: o.log, Observer: m}, feed)
+	o.records = gateway.NewRecords(gateway.RecordsOptions{Logger: o.log, Observer: m, Streams: cfg.EventStreams}, feed)
 	o.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: o.log, Observer: m}),
 		Records:   o.records,

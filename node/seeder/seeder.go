@@ -62,9 +62,12 @@ type Config struct {
 	// EventIdle is how long a silent event stream is trusted before
 	// reconnecting; 0 means 45 s (the server sends a keep-alive every 15 s).
 	EventIdle time.Duration
-	Client    *http.Client     // nil: gateway.NewHTTPClient()
-	Logger    *slog.Logger     // nil: slog.Default()
-	Metrics   *hosting.Metrics // nil: fresh metrics
+	// EventStreams bound the record event streams the seeder serves, per
+	// client and in all; the zero value means gateway's defaults.
+	EventStreams gateway.StreamLimits
+	Client       *http.Client     // nil: gateway.NewHTTPClient()
+	Logger       *slog.Logger     // nil: slog.Default()
+	Metrics      *hosting.Metrics // nil: fresh metrics
 }
 
 // Seeder replicates and serves one site. Create it with New, then Run it.
@@ -157,7 +160,7 @@ func New(cfg Config) (*Seeder, error) {
 	})
 	s.pins = node.LoadPins(cfg.Store, cfg.Site)
 	s.updateGauges()
-	s.records = gateway.NewRecords(gateway.RecordsOptions{Logger: s.log, Observer: s.m}, s.feed)
+	s.records = gateway.NewRecords(gateway.RecordsOptions{Logger: s.log, Observer: s.m, Streams: cfg.EventStreams}, s.feed)
 	s.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: s.log, Observer: s.m, OnCorrupt: s.onCorrupt}),
 		Records:   s.records,
