@@ -22,6 +22,7 @@ func newOriginCmd() *cobra.Command {
 	var keep int
 	var keepFor time.Duration
 	var browser *browserFlags // browser client flags, set below (origin_browser.go)
+	var streams *eventStreamFlags
 	cmd := &cobra.Command{
 		Use:   "origin --key FILE [--store DIR] [--listen ADDR] [--site SRC [--watch]]",
 		Short: "Serve a site: its files, signed root records (with push) and a trustless gateway",
@@ -52,7 +53,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 				return err
 			}
 			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor,
-				InjectLoader: browser.inject(client), Logger: log})
+				InjectLoader: browser.inject(client), EventStreams: streams.limits(), Logger: log})
 			if err != nil {
 				return err
 			}
@@ -87,6 +88,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 	cmd.Flags().BoolVar(&watch, "watch", false, "republish --site whenever it changes")
 	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
 	addRetentionFlags(cmd, &keep, &keepFor)
+	streams = addEventStreamFlags(cmd)
 	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
 	return cmd
 }

@@ -28,6 +28,7 @@ func newSeedCmd() *cobra.Command {
 	var poll time.Duration
 	var rf *seedRelayFlags
 	var browser *browserFlags
+	var streams *eventStreamFlags
 	cmd := &cobra.Command{
 		Use:   "seed SITE --origin URL [--store DIR] [--listen ADDR] [--keep N] [--max-storage SIZE] [--peers URL,...]",
 		Short: "Replicate a site's newest roots and serve them, standing in for the origin",
@@ -94,7 +95,7 @@ GiB, TiB) are powers of 1024; KB, MB, GB, TB powers of 1000.`,
 				InjectLoader: browser.inject(client),
 				Site:         site, Origin: originURL, Peers: peerList, Store: st,
 				Keep: keep, MaxStorage: maxBytes, PollInterval: poll,
-				Concurrency: concurrency, MaxRate: rate, Logger: log,
+				Concurrency: concurrency, MaxRate: rate, EventStreams: streams.limits(), Logger: log,
 			})
 			if err != nil {
 				return err
@@ -128,6 +129,7 @@ GiB, TiB) are powers of 1024; KB, MB, GB, TB powers of 1000.`,
 	addStoreFlag(cmd, &storeDir)
 	rf = addSeedRelayFlags(cmd)
 	browser = addBrowserFlags(cmd, false)
+	streams = addEventStreamFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&originURL, "origin", "", "the origin's base URL, e.g. https://example.org")
 	f.StringVar(&listen, "listen", "127.0.0.1:8081", "address to serve HTTP on (port 0: any free port)")

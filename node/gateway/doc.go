@@ -38,6 +38,9 @@
 //	    "event: record", "id: {seq}" and "data: {standard base64 of the wire form}".
 //	    A comment line is sent every 15 s so that proxies and clients can
 //	    tell a quiet stream from a dead one.
+//	    Open streams are bounded per client (an IPv4 address or an IPv6
+//	    /64) and in all (StreamLimits); past a bound the answer is 503
+//	    with Retry-After.
 //
 // Records are self-authenticating: a client verifies each with
 // node.ParseRootRecordFor and keeps only a higher sequence than it holds, so

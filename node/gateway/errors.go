@@ -43,6 +43,9 @@ var (
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotCached: Cache-Control: only-if-cached and the root block is not held (412).
 	ErrNotCached = errors.New("not held here")
+	// ErrBusy: a bound on concurrent long-lived responses (event streams)
+	// is reached; the client may retry later (503 with Retry-After).
+	ErrBusy = errors.New("too busy")
 )
 
 func badRequest(format string, args ...any) error {
@@ -61,7 +64,7 @@ func badRequest(format string, args ...any) error {
 //	ErrNotAcceptable                                      406
 //	ErrNotCached                                          412
 //	node.ErrBadNode (content is not UnixFS Hearth reads)  422
-//	ErrNoRoot, ErrClosed                                  503
+//	ErrNoRoot, ErrClosed, ErrBusy                         503
 //	context.DeadlineExceeded                              504
 //	anything else (storage failures, corrupt store)       500
 func StatusOf(err error) int {
@@ -83,7 +86,7 @@ func StatusOf(err error) int {
 		return http.StatusNotAcceptable
 	case errors.Is(err, node.ErrBadNode):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, ErrNoRoot), errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrNoRoot), errors.Is(err, ErrClosed), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

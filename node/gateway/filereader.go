@@ -9,12 +9,19 @@ import (
 	"github.com/hearthcdn/hearth/node"
 )
 
+// leafCacheBytes bounds the bytes of verified leaves a FileReader keeps:
+// four 256 KiB leaves. A multi-range request whose ranges come back to a
+// leaf already read (unsorted or overlapping ranges, a content-type sniff
+// then a range) reads and hashes it once.
+const leafCacheBytes = 4 * node.ChunkSize
+
 // FileReader reads a UnixFS file (a raw leaf or a dag-pb file DAG) through
-// a node.Getter, as an io.ReadSeeker (and io.ReaderAt-free: one reader per
-// request). It holds at most one leaf in memory; a read descends from the
-// file's root to the leaf holding the offset, using the nodes' blocksizes,
-// so a seek costs O(depth) block reads. Blocks are only as trustworthy as
-// the Getter: pass a verifying one.
+// a node.Getter, as an io.ReadSeeker (one reader per request, not safe for
+// concurrent use). A read descends from the file's root to the leaf holding
+// the offset, using the nodes' blocksizes, so loading a leaf costs O(depth)
+// block reads. The most recently read leaves, up to leafCacheBytes (1 MiB)
+// in all, are kept, so seeking back into one of them reads no block.
+// Blocks are only as trustworthy as the Getter: pass a verifying one.
 type FileReader struct {
 	ctx  context.Context
 	g    node.Getter
@@ -24,6 +31,15 @@ type FileReader struct {
 
 	leaf    []byte // bytes of the current leaf
 	leafOff int64  // file offset of leaf[0]
+
+	cache      []cachedLeaf // least recently used first
+	cacheBytes int
+}
+
+// cachedLeaf is a leaf's bytes and their file offset.
+type cachedLeaf struct {
+	off  int64
+	data []byte
 }
 
 // NewFileReader returns a reader over file f. Errors wrap node.ErrNotDir
@@ -60,26 +76,81 @@ func (r *FileReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// load fetches the leaf holding byte r.off.
+// load makes the leaf holding byte r.off current: from the cache, else
+// read from the root down.
 func (r *FileReader) load() error {
-	segs, err := node.FileSegments(r.ctx, r.g, r.f, uint64(r.off), uint64(r.off)+1)
+	for i, c := range r.cache {
+		if r.off >= c.off && r.off < c.off+int64(len(c.data)) {
+			copy(r.cache[i:], r.cache[i+1:])
+			r.cache[len(r.cache)-1] = c
+			r.leaf, r.leafOff = c.data, c.off
+			return nil
+		}
+	}
+	data, off, err := r.descend()
 	if err != nil {
 		return fmt.Errorf("reading %s at %d: %w", r.f.Cid, r.off, err)
 	}
-	if len(segs) == 0 {
-		return fmt.Errorf("reading %s at %d: no block holds the offset: %w", r.f.Cid, r.off, node.ErrBadNode)
-	}
-	s := segs[0]
-	n, _, err := node.GetNode(r.ctx, r.g, s.Cid)
-	if err != nil {
-		return fmt.Errorf("reading %s at %d: %w", r.f.Cid, r.off, err)
-	}
-	if s.Offset+s.Len > uint64(len(n.Data)) {
-		return fmt.Errorf("reading %s at %d: leaf %s is short: %w", r.f.Cid, r.off, s.Cid, node.ErrBadNode)
-	}
-	r.leaf = n.Data
-	r.leafOff = int64(s.FileOffset - s.Offset)
+	r.leaf, r.leafOff = data, off
+	r.remember(data, off)
 	return nil
+}
+
+// descend walks from the file's root to the node whose own data holds
+// byte r.off, reading only the nodes on that path (each once), and
+// returns that data and its file offset. The checks are
+// node.FileSegments': a child's FileSize must match its parent's
+// blocksize, and a file DAG has at most 64 levels.
+func (r *FileReader) descend() ([]byte, int64, error) {
+	n, base := r.f, uint64(0)
+	off := uint64(r.off)
+	for depth := 0; ; depth++ {
+		if depth > 64 {
+			return nil, 0, fmt.Errorf("file DAG too deep: %w", node.ErrBadNode)
+		}
+		if !n.IsFile() {
+			return nil, 0, fmt.Errorf("reading bytes of a %s: %w", n.Kind, node.ErrNotDir)
+		}
+		if off < base+uint64(len(n.Data)) {
+			return n.Data, int64(base), nil
+		}
+		pos := base + uint64(len(n.Data))
+		next := -1
+		for i, size := range n.BlockSizes {
+			if off >= pos && off-pos < size {
+				next = i
+				break
+			}
+			pos += size
+		}
+		if next < 0 || next >= len(n.Links) {
+			return nil, 0, fmt.Errorf("no block holds the offset: %w", node.ErrBadNode)
+		}
+		l, size := n.Links[next], n.BlockSizes[next]
+		child, _, err := node.GetNode(r.ctx, r.g, l.Cid)
+		if err != nil {
+			return nil, 0, err
+		}
+		if child.FileSize != size {
+			return nil, 0, fmt.Errorf("child %s holds %d bytes, parent says %d: %w", l.Cid, child.FileSize, size, node.ErrBadNode)
+		}
+		n, base = child, pos
+	}
+}
+
+// remember adds a leaf to the cache, evicting the least recently used
+// leaves beyond leafCacheBytes.
+func (r *FileReader) remember(data []byte, off int64) {
+	if len(data) > leafCacheBytes {
+		return
+	}
+	for r.cacheBytes+len(data) > leafCacheBytes && len(r.cache) > 0 {
+		r.cacheBytes -= len(r.cache[0].data)
+		r.cache[0] = cachedLeaf{}
+		r.cache = r.cache[1:]
+	}
+	r.cache = append(r.cache, cachedLeaf{off: off, data: data})
+	r.cacheBytes += len(data)
 }
 
 var errNegativeOffset = errors.New("seek to a negative offset")

@@ -20,6 +20,7 @@ type Records struct {
 	log       *slog.Logger
 	obs       Observer
 	keepAlive time.Duration
+	streams   *streamLimiter
 	mux       *http.ServeMux
 
 	closeOnce sync.Once
@@ -32,6 +33,9 @@ type RecordsOptions struct {
 	Observer Observer     // nil: none
 	// KeepAlive is the interval of comment lines on event streams; 0 means 15 s.
 	KeepAlive time.Duration
+	// Streams bound the open event streams, per client and in all; the
+	// zero value means DefaultStreamsPerIP and DefaultStreams.
+	Streams StreamLimits
 }
 
 // NewRecords returns a handler for the feeds' sites.
@@ -50,6 +54,7 @@ func NewRecords(opts RecordsOptions, feeds ...*RecordFeed) *Records {
 		log:       opts.Logger,
 		obs:       opts.Observer,
 		keepAlive: opts.KeepAlive,
+		streams:   newStreamLimiter(opts.Streams),
 		mux:       http.NewServeMux(),
 		closed:    make(chan struct{}),
 	}
@@ -164,7 +169,8 @@ func (h *Records) serveHistory(w *respWriter, r *http.Request, f *RecordFeed) er
 }
 
 // serveEvents streams records as server-sent events until the client
-// leaves or the handler is closed.
+// leaves or the handler is closed. Streams over the handler's
+// StreamLimits are refused (ErrBusy, with Retry-After).
 func (h *Records) serveEvents(w *respWriter, r *http.Request, f *RecordFeed) error {
 	select {
 	case <-h.closed:
@@ -175,6 +181,12 @@ func (h *Records) serveEvents(w *respWriter, r *http.Request, f *RecordFeed) err
 	if err != nil {
 		return err
 	}
+	release, err := h.streams.acquire(r.RemoteAddr)
+	if err != nil {
+		w.Header().Set("Retry-After", retryAfter(StreamRetryAfter))
+		return err
+	}
+	defer release()
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-cache")

@@ -32,7 +32,13 @@ import (
 //     a new root is published;
 //   - Range, If-Range, If-None-Match, If-Match and HEAD with
 //     http.ServeContent over a FileReader, so only the leaves a range
-//     touches are read.
+//     touches are read. A Range header of more than MaxRanges ranges is
+//     ignored and the whole file answered with 200, as RFC 9110 §14.2
+//     allows; so are ranges whose lengths add up to more than the file
+//     (net/http's rule), which bounds what overlapping ranges cost.
+//     Ranges are not coalesced or reordered: unsorted ranges are served in
+//     the order asked, and a leaf they come back to is read once (the
+//     FileReader keeps the last ones read).
 //
 // X-Ipfs-Path names the immutable /ipfs/ path of the file served.
 type Site struct {
@@ -139,10 +145,43 @@ func (s *Site) serve(w *respWriter, r *http.Request) error {
 	h.Set("X-Ipfs-Path", ipfsPath(root, segs))
 	h.Set("X-Content-Type-Options", "nosniff")
 	if s.inject && inject.IsHTML(ctype) && n.FileSize <= inject.MaxPage {
-		return serveTagged(w, r, name, fr)
+		return serveTagged(w, withoutManyRanges(r), name, fr)
 	}
-	http.ServeContent(w, r, name, time.Time{}, fr)
+	http.ServeContent(w, withoutManyRanges(r), name, time.Time{}, fr)
 	return nil
+}
+
+// MaxRanges is the most byte ranges a Range header may ask of a site file;
+// a header with more is ignored (the whole file is answered with 200).
+// Each range may cost a leaf read and hash (256 KiB), so without a bound
+// one 64 KiB header of thousands of tiny ranges costs seconds of CPU.
+const MaxRanges = 16
+
+// withoutManyRanges returns r, or a copy of r without its Range header
+// when that header lists more than MaxRanges ranges. Like net/http it
+// reads only the first Range field line, and skips empty list elements.
+func withoutManyRanges(r *http.Request) *http.Request {
+	if countRanges(r.Header.Get("Range")) <= MaxRanges {
+		return r
+	}
+	r2 := *r
+	r2.Header = r.Header.Clone()
+	r2.Header.Del("Range")
+	return &r2
+}
+
+// countRanges returns the number of non-empty elements of a Range header's
+// comma-separated list, stopping early past MaxRanges.
+func countRanges(v string) int {
+	n := 0
+	for v != "" && n <= MaxRanges {
+		var elem string
+		elem, v, _ = strings.Cut(v, ",")
+		if strings.TrimSpace(elem) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // contentType returns the media type for a file named name: from its

@@ -51,7 +51,10 @@ type Config struct {
 	// this long, for visitors and seeders still on it; 0 means
 	// DefaultKeepFor.
 	KeepFor time.Duration
-	Logger  *slog.Logger // nil: slog.Default()
+	// EventStreams bound the open record event streams, per client and
+	// in all; the zero value means gateway's defaults.
+	EventStreams gateway.StreamLimits
+	Logger       *slog.Logger // nil: slog.Default()
 	// InjectLoader adds the browser client's loader to the site's text/html
 	// responses (gateway.SiteOptions.InjectLoader); set it only where
 	// /.hearth/ is served beside the site.
@@ -97,7 +100,7 @@ func New(cfg Config) (*Origin, error) {
 		cfg.Metrics.RecordSeq.Set(float64(r.Seq))
 	}
 	m := cfg.Metrics
-	o.records = gateway.NewRecords(gateway.RecordsOptions{Logger: o.log, Observer: m}, feed)
+	o.records = gateway.NewRecords(gateway.RecordsOptions{Logger: o.log, Observer: m, Streams: cfg.EventStreams}, feed)
 	o.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: o.log, Observer: m}),
 		Records:   o.records,

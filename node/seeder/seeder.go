@@ -62,8 +62,11 @@ type Config struct {
 	// EventIdle is how long a silent event stream is trusted before
 	// reconnecting; 0 means 45 s (the server sends a keep-alive every 15 s).
 	EventIdle time.Duration
-	Client    *http.Client // nil: gateway.NewHTTPClient()
-	Logger    *slog.Logger // nil: slog.Default()
+	// EventStreams bound the record event streams the seeder serves, per
+	// client and in all; the zero value means gateway's defaults.
+	EventStreams gateway.StreamLimits
+	Client       *http.Client // nil: gateway.NewHTTPClient()
+	Logger       *slog.Logger // nil: slog.Default()
 	// InjectLoader adds the browser client's loader to the site's text/html
 	// responses (gateway.SiteOptions.InjectLoader); set it only where
 	// /.hearth/ is served beside the site.
@@ -161,7 +164,7 @@ func New(cfg Config) (*Seeder, error) {
 	})
 	s.pins = node.LoadPins(cfg.Store, cfg.Site)
 	s.updateGauges()
-	s.records = gateway.NewRecords(gateway.RecordsOptions{Logger: s.log, Observer: s.m}, s.feed)
+	s.records = gateway.NewRecords(gateway.RecordsOptions{Logger: s.log, Observer: s.m, Streams: cfg.EventStreams}, s.feed)
 	s.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: s.log, Observer: s.m, OnCorrupt: s.onCorrupt}),
 		Records:   s.records,
