@@ -148,13 +148,38 @@ func (d *demo) run(ctx context.Context, siteDir, listen string, seeders int) (er
 	}
 	fmt.Fprintf(d.out, "logs     %s\n", d.dir)
 	fmt.Fprintf(d.out, "\nopen %s/  (edit %s and the site republishes; Ctrl-C stops)\n", originURL, siteDir)
-	select {
-	case <-ctx.Done():
-	case err := <-d.exited():
-		return err
+	if seeders > 0 {
+		fmt.Fprintf(d.out, "stop the origin (kill %d) and the site lives on: visitors' service workers fetch it from the seeders\n", d.pid("origin"))
 	}
-	fmt.Fprintln(d.out, "stopping")
-	return nil
+	exits := d.exited()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(d.out, "stopping")
+			return nil
+		case ex := <-exits:
+			if ex.name != "origin" {
+				return ex.err
+			}
+			// The case the swarm exists for: keep the relay and the
+			// seeders up, and say what still serves the site.
+			if len(seederURLs) == 0 {
+				return ex.err
+			}
+			fmt.Fprintf(d.out, "the origin exited (%v); the relay and %d seeder(s) keep serving the site: reload %s/ in a browser that visited it, or open a seeder at %s/\n",
+				ex.err, len(seederURLs), originURL, seederURLs[0])
+		}
+	}
+}
+
+// pid returns the process ID of the child called name, or 0.
+func (d *demo) pid(name string) int {
+	for _, ch := range d.procs {
+		if ch.name == name {
+			return ch.cmd.Process.Pid
+		}
+	}
+	return 0
 }
 
 func (d *demo) logPath(name string) string { return filepath.Join(d.dir, name+".log") }
@@ -196,16 +221,19 @@ func (d *demo) start(ctx context.Context, name string, args ...string) (string, 
 	return "", fmt.Errorf("%s did not start listening in 30 s (log: %s)", name, d.logPath(name))
 }
 
-// exited reports the first child that exits on its own.
-func (d *demo) exited() <-chan error {
-	out := make(chan error, 1)
+// exit is a child that exited on its own.
+type exit struct {
+	name string
+	err  error // says which child, how, and where its log is
+}
+
+// exited reports each child that exits on its own, in the order they exit.
+func (d *demo) exited() <-chan exit {
+	out := make(chan exit, len(d.procs))
 	for _, ch := range d.procs {
 		go func() {
 			<-ch.done
-			select {
-			case out <- fmt.Errorf("%s exited: %v (log: %s)", ch.name, ch.err, d.logPath(ch.name)):
-			default:
-			}
+			out <- exit{name: ch.name, err: fmt.Errorf("%s exited: %v (log: %s)", ch.name, ch.err, d.logPath(ch.name))}
 		}()
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,7 +15,8 @@ import (
 )
 
 // `hearth demo` starts an origin, a relay and two seeders, prints the URL
-// to open, serves the demo site from the origin and the seeders, and stops
+// to open, serves the demo site from the origin and the seeders, keeps the
+// relay and seeders up when the origin dies (and says so), and stops
 // everything on Ctrl-C.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
@@ -40,9 +42,10 @@ func TestDemo(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 
 	var originURL string
+	originPID := 0
 	seeders := map[string]string{}
 	deadline := time.After(90 * time.Second)
-	for originURL == "" {
+	for originURL == "" || originPID == 0 {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -51,6 +54,9 @@ func TestDemo(t *testing.T) {
 			f := strings.Fields(l)
 			if len(f) >= 2 && f[0] == "open" {
 				originURL = strings.TrimSuffix(f[1], "/")
+			}
+			if len(f) >= 5 && f[0] == "stop" && strings.HasPrefix(f[3], "(kill") {
+				originPID, _ = strconv.Atoi(strings.TrimSuffix(f[4], ")"))
 			}
 			if len(f) == 2 && strings.HasPrefix(f[0], "seeder") {
 				seeders[f[0]] = f[1]
@@ -82,6 +88,27 @@ func TestDemo(t *testing.T) {
 	}
 	if c, _ := get(originURL + "/.hearth/hearth.js"); c != 200 {
 		t.Fatalf("browser client: %d (the binary embeds js/dist: run make wasm first)", c)
+	}
+	// The origin dies: the demo says so and the seeders serve on.
+	if err := syscall.Kill(originPID, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing the origin (%d): %v", originPID, err)
+	}
+	said := false
+	for !said {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("demo exited when its origin died: %v", <-done)
+			}
+			said = strings.HasPrefix(l, "the origin exited")
+		case <-time.After(30 * time.Second):
+			t.Fatal("demo did not say the origin exited in 30 s")
+		}
+	}
+	for name, u := range seeders {
+		if c, page := get(u + "/"); c != 200 || page != home {
+			t.Fatalf("%s with the origin down serves %d, a different page", name, c)
+		}
 	}
 	// Ctrl-C stops everything cleanly.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
