@@ -81,9 +81,8 @@ type Seeder struct {
 	repair     chan struct{} // a corrupt block was found: re-check the pins
 
 	mu          sync.Mutex
-	pins        []Pin               // newest first
-	present     map[string]struct{} // keys of the pinned DAGs' blocks, all stored
-	swept       bool                // a collection scanned the whole store (replicateLoop only)
+	pins        []Pin // newest first
+	swept       bool  // a collection scanned the whole store (replicateLoop only)
 	refusedSeq  uint64
 	replicating uint64
 	lastErr     string
@@ -152,7 +151,6 @@ func New(cfg Config) (*Seeder, error) {
 	s.replicator = gateway.NewReplicator(s.fetcher, cfg.Store, gateway.ReplicatorOptions{
 		Concurrency: cfg.Concurrency,
 		MaxBytes:    cfg.MaxStorage,
-		Present:     s.isPresent,
 		Logger:      s.log,
 	})
 	s.pins = node.LoadPins(cfg.Store, cfg.Site)
@@ -253,22 +251,11 @@ func (s *Seeder) health() (bool, any) {
 	return d.Ready, d
 }
 
-// isPresent reports whether c belongs to a pinned DAG, and so is stored.
-func (s *Seeder) isPresent(c cid.Cid) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.present[c.KeyString()]
-	return ok
-}
-
 // onCorrupt handles a block the store returned corrupt while serving: it
 // deletes the bad copy (clients then get 404 and go elsewhere) and asks
 // the replication loop to fetch it again.
 func (s *Seeder) onCorrupt(c cid.Cid) {
 	s.log.Error("stored block is corrupt; deleting it and repairing", "cid", c.String())
-	s.mu.Lock()
-	delete(s.present, c.KeyString())
-	s.mu.Unlock()
 	if err := s.cfg.Store.Delete(context.Background(), c); err != nil {
 		s.log.Error("deleting corrupt block", "cid", c.String(), "err", err)
 	}
