@@ -48,9 +48,11 @@ type Config struct {
 	Store  Store
 	// Keep is how many of the newest roots stay pinned; 0 means 3.
 	Keep int
-	// MaxStorage, if positive, bounds the bytes of pinned DAGs: a root
-	// whose DAG alone exceeds it is refused (not pinned, its blocks
-	// collected), and older pins are dropped to make room for newer ones.
+	// MaxStorage, if positive, bounds the bytes of pinned DAGs, counted
+	// as the stored blocks' own lengths (never the sizes links claim): a
+	// root whose DAG alone exceeds it is refused as soon as the bytes
+	// received pass it (not pinned, its blocks collected), and older pins
+	// are dropped to make room for newer ones.
 	MaxStorage int64
 	// PollInterval is how often records are polled besides the event
 	// stream; 0 means 30 s.
