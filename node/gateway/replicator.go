@@ -18,13 +18,22 @@ import (
 // node.Blockstore, downloading only the blocks the store lacks.
 //
 // It walks the DAG from its root: a dag-pb node is read from the store
-// (verified; a corrupt copy is fetched again) or fetched, then decoded for
-// its links; a raw leaf is only checked for presence. Missing blocks are
-// fetched by Concurrency workers, one ?format=raw request each (so a
-// resumed replication costs exactly the missing blocks, and each may come
-// from a different source), and written in durable batches by one writer.
-// Memory is bounded by Concurrency blocks in flight plus one batch, plus
-// the set of CIDs seen.
+// (verified; a corrupt copy is fetched again) and decoded for its links; a
+// raw leaf is only sized in the store. A dag-pb node the store lacks is
+// fetched with the whole DAG under it as one dag-scope=all CAR stream
+// (see subtree), so a DAG of many tiny blocks costs one request rather
+// than one per block; if no source can stream it, it is fetched alone and
+// the walk goes on under it. A missing raw leaf is fetched alone, one
+// ?format=raw request each (so a resumed replication costs the missing
+// blocks, and each may come from a different source). Concurrency workers
+// do the lookups and requests; fetched blocks are written in durable
+// batches. Memory is bounded by Concurrency blocks in flight plus a batch
+// per writer, plus the set of CIDs the walk meets in the store (a
+// streamed subtree adds none).
+//
+// Sizes are the lengths of the blocks themselves, never the sizes their
+// parents claim, so a DAG that understates its size (Tsize) is priced at
+// what it really costs to store.
 //
 // A walk always descends into stored dag-pb nodes, so a store left
 // half-filled by a crash is completed on the next run without assuming
@@ -39,20 +48,16 @@ type Replicator struct {
 type ReplicatorOptions struct {
 	// Concurrency is the number of parallel block requests; 0 means 16.
 	Concurrency int
-	// MaxBytes, if positive, bounds the DAG's size: the sum of the lengths
-	// of its distinct blocks. Replication stops with an error wrapping
-	// ErrExceedsLimit as soon as the blocks seen pass it, so at most about
-	// MaxBytes are downloaded for a DAG that does not fit.
+	// MaxBytes, if positive, bounds the DAG's size: the sum of the real
+	// lengths of its distinct blocks, counted as they are met or received.
+	// Replication stops with an error wrapping ErrExceedsLimit as soon as
+	// the blocks met pass it, so at most about MaxBytes are downloaded for a
+	// DAG that does not fit, whatever sizes its links claim.
 	MaxBytes int64
 	// BatchBytes is the size of a durable write batch; 0 means 4 MiB.
 	BatchBytes int
 	// FlushEvery bounds how long a fetched block waits to be written; 0 means 200 ms.
 	FlushEvery time.Duration
-	// Present, if set, reports blocks known to be stored, sparing a store
-	// lookup (which for a large leaf reads it): a seeder passes the blocks
-	// of its pinned DAGs, which it keeps complete. It must be safe for
-	// concurrent use. dag-pb nodes are read from the store regardless.
-	Present func(cid.Cid) bool
 	// Writers is the number of batches written at once; 0 means 2, so that
 	// one batch fills while another is synced to disk.
 	Writers int
@@ -62,8 +67,8 @@ type ReplicatorOptions struct {
 
 // ReplicationStats describe one replication.
 type ReplicationStats struct {
-	Blocks       int64 // distinct blocks in the DAG
-	Bytes        int64 // their total length
+	Blocks       int64 // distinct blocks in the DAG (a block both streamed and met apart counts twice)
+	Bytes        int64 // their total real length, counted likewise
 	Fetched      int64 // blocks downloaded and stored
 	FetchedBytes int64 // their total length
 }
@@ -156,20 +161,34 @@ func (r *Replicator) resolve(ctx context.Context, root cid.Cid, path []string, s
 	return n.Cid, nil
 }
 
-// visit is one unit of work: a block to check or fetch. size is what the
-// parent says the block holds (0: unknown).
+// visit is one unit of work: a block to check or fetch.
 type visit struct {
-	c    cid.Cid
-	size uint64
+	c cid.Cid
 }
 
-// visited is a worker's answer: the block's size, whether it was
-// downloaded, and the links to follow.
+// visited is a worker's answer: the links to follow.
 type visited struct {
-	size    int64
-	fetched bool
-	links   []visit
-	err     error
+	links []visit
+	err   error
+}
+
+// tally counts the blocks and bytes a walk meets and enforces MaxBytes.
+// Safe for concurrent use.
+type tally struct {
+	root          cid.Cid
+	limit         int64
+	blocks, bytes atomic.Int64
+}
+
+// add counts one block of n bytes; past the limit it fails with an error
+// wrapping ErrExceedsLimit.
+func (t *tally) add(n int) error {
+	b := t.bytes.Add(int64(n))
+	k := t.blocks.Add(1)
+	if t.limit > 0 && b > t.limit {
+		return fmt.Errorf("DAG %s: more than %d bytes in %d blocks, limit %d: %w", t.root, b, k, t.limit, ErrExceedsLimit)
+	}
+	return nil
 }
 
 func (r *Replicator) walk(ctx context.Context, root cid.Cid, st *ReplicationStats) error {
@@ -180,6 +199,7 @@ func (r *Replicator) walk(ctx context.Context, root cid.Cid, st *ReplicationStat
 		g.Go(func() error { return w.run(gctx) })
 	}
 
+	t := &tally{root: root, limit: r.opts.MaxBytes}
 	jobs := make(chan visit)
 	results := make(chan visited)
 	wctx, cancelWorkers := context.WithCancel(gctx)
@@ -188,7 +208,7 @@ func (r *Replicator) walk(ctx context.Context, root cid.Cid, st *ReplicationStat
 	for range r.opts.Concurrency {
 		workers.Go(func() error {
 			for v := range jobs {
-				res := r.visit(wctx, v, w)
+				res := r.visit(wctx, v, w, t)
 				select {
 				case results <- res:
 				case <-wctx.Done():
@@ -199,12 +219,14 @@ func (r *Replicator) walk(ctx context.Context, root cid.Cid, st *ReplicationStat
 		})
 	}
 
-	coordErr := r.coordinate(wctx, root, jobs, results, st)
+	coordErr := r.coordinate(wctx, root, jobs, results)
 	cancelWorkers() // unblocks workers still holding a result
 	close(jobs)
 	_ = workers.Wait()
 	close(w.in)
 	werr := g.Wait() // the writer's error, after its last flush
+	st.Blocks += t.blocks.Load()
+	st.Bytes += t.bytes.Load()
 	st.Fetched += w.blocks.Load()
 	st.FetchedBytes += w.bytes.Load()
 	// The root cause first: a writer failure cancels the walk, which then
@@ -220,7 +242,7 @@ func (r *Replicator) walk(ctx context.Context, root cid.Cid, st *ReplicationStat
 
 // coordinate hands out visits and collects their links until the DAG is
 // exhausted. It owns the queue and the set of CIDs seen.
-func (r *Replicator) coordinate(ctx context.Context, root cid.Cid, jobs chan<- visit, results <-chan visited, st *ReplicationStats) error {
+func (r *Replicator) coordinate(ctx context.Context, root cid.Cid, jobs chan<- visit, results <-chan visited) error {
 	seen := map[string]struct{}{root.KeyString(): {}}
 	queue := []visit{{c: root}}
 	inflight := 0
@@ -240,12 +262,6 @@ func (r *Replicator) coordinate(ctx context.Context, root cid.Cid, jobs chan<- v
 			if res.err != nil {
 				return res.err
 			}
-			st.Blocks++
-			st.Bytes += res.size
-			if r.opts.MaxBytes > 0 && st.Bytes > r.opts.MaxBytes {
-				return fmt.Errorf("DAG %s: more than %d bytes in %d blocks, limit %d: %w",
-					root, st.Bytes, st.Blocks, r.opts.MaxBytes, ErrExceedsLimit)
-			}
 			for _, l := range res.links {
 				k := l.c.KeyString()
 				if _, ok := seen[k]; ok {
@@ -261,59 +277,89 @@ func (r *Replicator) coordinate(ctx context.Context, root cid.Cid, jobs chan<- v
 	return nil
 }
 
-// visit checks one block and fetches it if the store lacks it.
-func (r *Replicator) visit(ctx context.Context, v visit, w *batchWriter) visited {
+// visit checks one block and fetches what the store lacks: a raw leaf
+// alone, a dag-pb node with the DAG under it (subtree) or, when no source
+// can stream that, alone.
+func (r *Replicator) visit(ctx context.Context, v visit, w *batchWriter, t *tally) visited {
 	if v.c.Type() == node.CodecRaw {
-		if r.opts.Present != nil && r.opts.Present(v.c) {
-			return visited{size: int64(v.size)}
-		}
-		has, err := r.bs.Has(ctx, v.c)
-		if err != nil {
+		n, err := r.bs.GetSize(ctx, v.c)
+		switch {
+		case err == nil:
+			return visited{err: t.add(n)}
+		case !errors.Is(err, node.ErrNotFound):
 			return visited{err: fmt.Errorf("checking store for %s: %w", v.c, err)}
-		}
-		if has {
-			return visited{size: int64(v.size)}
 		}
 		d, err := r.f.Block(ctx, v.c)
 		if err != nil {
 			return visited{err: err}
 		}
-		if err := w.put(ctx, node.Block{Cid: v.c, Data: d}); err != nil {
+		if err := t.add(len(d)); err != nil {
 			return visited{err: err}
 		}
-		return visited{size: int64(len(d)), fetched: true}
+		return visited{err: w.put(ctx, node.Block{Cid: v.c, Data: d})}
 	}
-	fetched := false
 	d, err := r.bs.Get(ctx, v.c)
 	switch {
 	case err == nil:
 		if verr := node.Verify(v.c, d); verr != nil {
+			// Fetched alone below, so that the good copy replaces it.
 			r.opts.Logger.Warn("stored block is corrupt; fetching it again", "cid", v.c, "err", verr)
-			d, err = nil, node.ErrNotFound
+			d = nil
 		}
 	case !errors.Is(err, node.ErrNotFound):
 		return visited{err: fmt.Errorf("reading %s: %w", v.c, err)}
 	}
+	missing := d == nil && err != nil // not stored, rather than corrupt
+	corrupt := d == nil && err == nil
 	if d == nil {
 		if d, err = r.f.Block(ctx, v.c); err != nil {
 			return visited{err: err}
 		}
-		if err := w.put(ctx, node.Block{Cid: v.c, Data: d}); err != nil {
-			return visited{err: err}
-		}
-		fetched = true
 	}
 	n, err := node.Decode(v.c, d)
 	if err != nil {
 		return visited{err: err}
 	}
-	res := visited{size: int64(len(d)), fetched: fetched, links: make([]visit, len(n.Links))}
-	for i, l := range n.Links {
-		size := l.Tsize
-		if n.IsFile() && i < len(n.BlockSizes) && l.Cid.Type() == node.CodecRaw {
-			size = n.BlockSizes[i] // exact for a raw leaf
+	if missing && len(n.Links) > 0 {
+		// A node never stored whose first child is missing too (the first
+		// block a depth-first stream sends after it): stream the DAG under
+		// it. When its children are stored (only the node was lost), the
+		// walk goes on block by block, fetching only what is missing.
+		k, err := r.bs.Has(ctx, n.Links[0].Cid)
+		if err != nil {
+			return visited{err: fmt.Errorf("checking store for %s: %w", n.Links[0].Cid, err)}
 		}
-		res.links[i] = visit{c: l.Cid, size: size}
+		if !k {
+			serr := r.subtree(ctx, v.c, t.add, w.stored)
+			if serr == nil {
+				return visited{} // the whole DAG under v.c is stored
+			}
+			if _, _, fatal := classify(serr); fatal || ctx.Err() != nil {
+				return visited{err: serr}
+			}
+			// What arrived is stored: the walk below fetches only the rest.
+			r.opts.Logger.Debug("streaming a DAG failed; fetching it block by block", "cid", v.c, "err", serr)
+		}
+	}
+	if missing {
+		// A failed stream may have stored it already.
+		has, err := r.bs.Has(ctx, v.c)
+		if err != nil {
+			return visited{err: fmt.Errorf("checking store for %s: %w", v.c, err)}
+		}
+		missing = !has
+	}
+	if missing || corrupt {
+		if err := w.put(ctx, node.Block{Cid: v.c, Data: d}); err != nil {
+			return visited{err: err}
+		}
+	}
+	if err := t.add(len(d)); err != nil {
+		return visited{err: err}
+	}
+	res := visited{links: make([]visit, len(n.Links))}
+	for i, l := range n.Links {
+		res.links[i] = visit{c: l.Cid}
 	}
 	return res
 }
@@ -330,6 +376,16 @@ type batchWriter struct {
 	onStored func(int, int64)
 
 	blocks, bytes atomic.Int64 // stored so far
+}
+
+// stored counts blocks written by someone else for this walk (a subtree
+// stream) as if this writer had written them.
+func (w *batchWriter) stored(blocks int, bytes int64) {
+	w.blocks.Add(int64(blocks))
+	w.bytes.Add(bytes)
+	if w.onStored != nil {
+		w.onStored(blocks, bytes)
+	}
 }
 
 func (w *batchWriter) put(ctx context.Context, b node.Block) error {

@@ -6,8 +6,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
+
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	cid "github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
 
 	"github.com/hearthcdn/hearth/internal/harness"
 	"github.com/hearthcdn/hearth/node"
@@ -49,7 +56,8 @@ func TestReplicateOnlyMissingBlocks(t *testing.T) {
 	if st.Blocks != int64(len(all)) || st.Fetched != int64(len(all)) || st.Bytes != total || st.FetchedBytes != total {
 		t.Fatalf("stats %+v, want %d blocks, %d bytes", st, len(all), total)
 	}
-	if reqs.n.Load() != int64(len(all)) || stored.Load() != int64(len(all)) {
+	// The root alone, then the DAG under it in one stream.
+	if reqs.n.Load() != 2 || stored.Load() != int64(len(all)) {
 		t.Fatalf("%d requests, %d reported stored, for %d blocks", reqs.n.Load(), stored.Load(), len(all))
 	}
 
@@ -149,7 +157,89 @@ func TestReplicateAcrossSources(t *testing.T) {
 	}
 	sameBlocks(t, all, dst)
 	st := fe.Sources()
-	if st[0].Blocks == 0 || st[1].Blocks == 0 || st[0].Dropped || st[1].Dropped {
+	if st[1].Blocks == 0 || st[0].Dropped || st[1].Dropped {
 		t.Fatalf("sources %+v", st)
 	}
+}
+
+// A source whose DAG stream carries a block the DAG does not name (after
+// the root) is dropped; what it sent that belongs is kept, the rest comes
+// from the next source, and the stray block is never stored.
+func TestReplicateStreamRefusesStrayBlock(t *testing.T) {
+	f := newFixture(t)
+	all := harness.DAGBlocks(t, f.store, f.root)
+	stray := node.Block{Data: []byte("not in the DAG")}
+	stray.Cid = mustRawCID(t, stray.Data)
+	honest := gateway.NewTrustless(f.store, gateway.TrustlessOptions{})
+	liar := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("format") != "car" {
+			honest.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", gateway.CARContentType)
+		cw, err := node.NewCARWriter(w, f.root)
+		if err != nil {
+			return
+		}
+		rootData, _ := f.store.Get(r.Context(), f.root)
+		_ = cw.Put(r.Context(), node.Block{Cid: f.root, Data: rootData})
+		_ = cw.Put(r.Context(), stray)
+	}))
+	full, _ := serveStore(t, f.store)
+	fe, _ := gateway.NewFetcher([]string{liar.URL, full.URL}, gateway.FetcherOptions{})
+	dst := node.NewMemStore()
+	if _, _, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{}).Replicate(context.Background(), f.root, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameBlocks(t, all, dst)
+	if has, _ := dst.Has(context.Background(), stray.Cid); has {
+		t.Fatal("the stray block was stored")
+	}
+	if st := fe.Sources(); !st[0].Dropped || st[1].Dropped {
+		t.Fatalf("sources %+v", st)
+	}
+}
+
+// Replicating a DAG of thousands of tiny blocks costs a couple of
+// requests, not one per block, and the real bytes of leaves whose links
+// claim less are what MaxBytes counts.
+func TestReplicateTinyBlocksStreamed(t *testing.T) {
+	src := node.NewMemStore()
+	dir := ft.EmptyDirNode()
+	dir.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
+	var total int64
+	for i := range 3000 {
+		data := []byte(fmt.Sprintf("tiny block %06d", i))
+		c := mustRawCID(t, data)
+		_ = src.Put(context.Background(), c, data)
+		if err := dir.AddRawLink(fmt.Sprintf("f%06d", i), &ipld.Link{Size: 1, Cid: c}); err != nil {
+			t.Fatal(err)
+		}
+		total += int64(len(data))
+	}
+	_ = src.Put(context.Background(), dir.Cid(), dir.RawData())
+	total += int64(len(dir.RawData()))
+	srv, reqs := serveStore(t, src)
+	fe, _ := gateway.NewFetcher([]string{srv.URL}, gateway.FetcherOptions{})
+	dst := node.NewMemStore()
+	_, st, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{}).Replicate(context.Background(), dir.Cid(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks != 3001 || st.Fetched != 3001 || st.Bytes != total || reqs.n.Load() > 2 {
+		t.Fatalf("stats %+v in %d requests; want 3001 blocks, %d bytes, 2 requests", st, reqs.n.Load(), total)
+	}
+	_, _, err = gateway.NewReplicator(fe, node.NewMemStore(), gateway.ReplicatorOptions{MaxBytes: total - 100}).Replicate(context.Background(), dir.Cid(), nil)
+	if !errors.Is(err, gateway.ErrExceedsLimit) {
+		t.Fatalf("over the limit by real bytes: %v", err)
+	}
+}
+
+func mustRawCID(t *testing.T, data []byte) cid.Cid {
+	t.Helper()
+	h, err := mh.Sum(data, mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, h)
 }

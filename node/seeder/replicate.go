@@ -25,9 +25,6 @@ import (
 // never races a replication.
 func (s *Seeder) replicateLoop(ctx context.Context) error {
 	s.checkPins(ctx)
-	if err := s.notePresent(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("listing the pinned blocks", "err", err)
-	}
 	backoff := time.Second
 	retryTimer := time.NewTimer(time.Hour)
 	retryTimer.Stop()
@@ -75,9 +72,6 @@ func (s *Seeder) replicateLoop(ctx context.Context) error {
 			retry = nil
 		case <-s.repair:
 			s.checkPins(ctx)
-			if err := s.notePresent(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("listing the pinned blocks", "err", err)
-			}
 		case <-ctx.Done():
 			return nil
 		}
@@ -196,7 +190,7 @@ func (s *Seeder) gc(ctx context.Context, also ...cid.Cid) error {
 		s.log.Info("unpinned", "seq", p.Seq, "root", p.Root.String())
 	}
 	s.mu.Lock()
-	s.pins, s.present = kept, marked
+	s.pins = kept
 	s.mu.Unlock()
 	s.updateGauges()
 
@@ -227,28 +221,46 @@ func (s *Seeder) gc(ctx context.Context, also ...cid.Cid) error {
 	return nil
 }
 
-// notePresent records the blocks of the pinned DAGs as present.
-func (s *Seeder) notePresent(ctx context.Context) error {
-	marked := make(map[string]struct{})
-	for _, p := range s.Pins() {
-		fresh, _, err := s.mark(ctx, p.Root, marked)
-		if err != nil {
-			return fmt.Errorf("marking seq %d: %w", p.Seq, err)
-		}
-		for k := range fresh {
-			marked[k] = struct{}{}
-		}
-	}
-	s.mu.Lock()
-	s.present = marked
-	s.mu.Unlock()
-	return nil
-}
-
 // mark walks the DAG under root and returns the keys of its blocks not in
-// already, and their total size in bytes (node.MarkDAG).
+// already, and their total size in bytes. Sizes are the stored blocks'
+// own lengths (a raw leaf is sized in the store), never what links claim,
+// so a DAG that understates its Tsize is priced at what it occupies. A
+// missing block is an error wrapping node.ErrNotFound.
 func (s *Seeder) mark(ctx context.Context, root cid.Cid, already map[string]struct{}) (map[string]struct{}, int64, error) {
 	fresh := make(map[string]struct{})
-	size, err := node.MarkDAG(ctx, s.cfg.Store, root, already, fresh)
-	return fresh, size, err
+	var size int64
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		k := c.KeyString()
+		if _, ok := fresh[k]; ok {
+			continue
+		}
+		if _, ok := already[k]; ok {
+			continue
+		}
+		if c.Type() == node.CodecRaw {
+			n, err := s.cfg.Store.GetSize(ctx, c)
+			if err != nil {
+				return nil, 0, err
+			}
+			fresh[k] = struct{}{}
+			size += int64(n)
+			continue
+		}
+		nd, raw, err := node.GetNode(ctx, s.cfg.Store, c)
+		if err != nil {
+			return nil, 0, err
+		}
+		fresh[k] = struct{}{}
+		size += int64(len(raw))
+		for _, l := range nd.Links {
+			stack = append(stack, l.Cid)
+		}
+	}
+	return fresh, size, nil
 }

@@ -48,9 +48,11 @@ type Config struct {
 	Store  Store
 	// Keep is how many of the newest roots stay pinned; 0 means 3.
 	Keep int
-	// MaxStorage, if positive, bounds the bytes of pinned DAGs: a root
-	// whose DAG alone exceeds it is refused (not pinned, its blocks
-	// collected), and older pins are dropped to make room for newer ones.
+	// MaxStorage, if positive, bounds the bytes of pinned DAGs, counted
+	// as the stored blocks' own lengths (never the sizes links claim): a
+	// root whose DAG alone exceeds it is refused as soon as the bytes
+	// received pass it (not pinned, its blocks collected), and older pins
+	// are dropped to make room for newer ones.
 	MaxStorage int64
 	// PollInterval is how often records are polled besides the event
 	// stream; 0 means 30 s.
@@ -88,9 +90,8 @@ type Seeder struct {
 	repair     chan struct{} // a corrupt block was found: re-check the pins
 
 	mu          sync.Mutex
-	pins        []Pin               // newest first
-	present     map[string]struct{} // keys of the pinned DAGs' blocks, all stored
-	swept       bool                // a collection scanned the whole store (replicateLoop only)
+	pins        []Pin // newest first
+	swept       bool  // a collection scanned the whole store (replicateLoop only)
 	refusedSeq  uint64
 	replicating uint64
 	lastErr     string
@@ -159,7 +160,6 @@ func New(cfg Config) (*Seeder, error) {
 	s.replicator = gateway.NewReplicator(s.fetcher, cfg.Store, gateway.ReplicatorOptions{
 		Concurrency: cfg.Concurrency,
 		MaxBytes:    cfg.MaxStorage,
-		Present:     s.isPresent,
 		Logger:      s.log,
 	})
 	s.pins = node.LoadPins(cfg.Store, cfg.Site)
@@ -260,22 +260,11 @@ func (s *Seeder) health() (bool, any) {
 	return d.Ready, d
 }
 
-// isPresent reports whether c belongs to a pinned DAG, and so is stored.
-func (s *Seeder) isPresent(c cid.Cid) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.present[c.KeyString()]
-	return ok
-}
-
 // onCorrupt handles a block the store returned corrupt while serving: it
 // deletes the bad copy (clients then get 404 and go elsewhere) and asks
 // the replication loop to fetch it again.
 func (s *Seeder) onCorrupt(c cid.Cid) {
 	s.log.Error("stored block is corrupt; deleting it and repairing", "cid", c.String())
-	s.mu.Lock()
-	delete(s.present, c.KeyString())
-	s.mu.Unlock()
 	if err := s.cfg.Store.Delete(context.Background(), c); err != nil {
 		s.log.Error("deleting corrupt block", "cid", c.String(), "err", err)
 	}
