@@ -94,7 +94,7 @@ func New(cfg jsconfig.Config, opts Options) (*Handler, error) {
 	}
 	h.files[Prefix+"config.json"] = newAsset(cfgJSON, "application/json", cacheRevalidate)
 
-	swAssets, _ := json.Marshal(map[string]string{"wasmExec": names["wasmExec"], "sw": names["sw"]})
+	swAssets, _ := json.Marshal(map[string]string{"wasmExec": names["wasmExec"], "sw": names["sw"], "agent": names["agent"]})
 	pageAssets, _ := json.Marshal(map[string]string{
 		"swScript": Prefix + "sw.js", "wasmExec": names["wasmExec"], "agent": names["agent"],
 	})

@@ -9,10 +9,18 @@
 // no worker. If Go fails or declines (resolves null), the network answers.
 //
 // A navigation that arrives while the wasm is still booting (the worker was
-// stopped while idle and restarts cold) goes to the network untouched: the
-// page does not wait for the boot, and its subresources, which do, are
-// served from a freshly fetched root record (the worker does not know the
-// page, so it fetches the record again).
+// stopped while idle and restarts cold) goes to the network: the page does
+// not wait for the boot, and its subresources, which do, are served from a
+// freshly fetched root record (the worker does not know the page, so it
+// fetches the record again). If the network fails (the origin is down) or
+// answers 502–504, the navigation comes back to the worker once booted.
+//
+// Hearth's own files (the loader, wasm_exec.js, both wasm modules) are kept
+// in Cache Storage (hearthShellCache) from install on, and served from
+// there when the network fails: with the origin down, pages still start
+// their agent and the worker still boots. The hashed names are immutable
+// and served from the cache first; the loader, which is not, from the
+// network first.
 //
 // The origin replaces the markers below.
 'use strict';
@@ -24,11 +32,53 @@ let hearthSignalReady;
 const hearthGoReady = new Promise((resolve) => { hearthSignalReady = resolve; });
 self.hearthReady = () => hearthSignalReady();
 
+const hearthShellCache = 'hearth-shell-v1';
+const hearthLoader = '/.hearth/hearth.js';
+// hearthShell lists Hearth's own files the worker keeps.
+const hearthShell = [hearthLoader, hearthAssets.wasmExec, hearthAssets.sw, hearthAssets.agent].filter((x) => x);
+
+// hearthShellFetch answers a request for one of hearthShell's paths: an
+// immutable (hashed) one from the cache first, the loader from the network
+// first; whatever the network gives that is 200 is kept, and the cached
+// copy answers when the network fails or gives 5xx.
+async function hearthShellFetch(req, path) {
+  const cache = await caches.open(hearthShellCache).catch(() => null);
+  const cached = () => (cache ? cache.match(path) : Promise.resolve(undefined));
+  if (path !== hearthLoader) {
+    const hit = await cached();
+    if (hit) return hit;
+  }
+  let resp;
+  try {
+    resp = await fetch(req);
+  } catch (e) {
+    const hit = await cached();
+    if (hit) return hit;
+    throw e;
+  }
+  if (resp.status === 200 && cache) {
+    await cache.put(path, resp.clone()).catch(() => {});
+  } else if (resp.status >= 500) {
+    const hit = await cached();
+    if (hit) return hit;
+  }
+  return resp;
+}
+
+// hearthKeepShell fills hearthShellCache and drops what older builds kept.
+async function hearthKeepShell() {
+  await Promise.all(hearthShell.map((p) => hearthShellFetch(new Request(p), p).catch(() => null)));
+  const cache = await caches.open(hearthShellCache);
+  for (const r of await cache.keys()) {
+    if (!hearthShell.includes(new URL(r.url).pathname)) await cache.delete(r);
+  }
+}
+
 const hearthBootStart = performance.now();
 let hearthBooted = false;
 const hearthBoot = (async () => {
   const go = new Go();
-  const { instance } = await WebAssembly.instantiateStreaming(fetch(hearthAssets.sw), go.importObject);
+  const { instance } = await WebAssembly.instantiateStreaming(hearthShellFetch(new Request(hearthAssets.sw), hearthAssets.sw), go.importObject);
   self.hearthCompileMs = performance.now() - hearthBootStart;
   go.run(instance); // resolves only if Go exits, which it does not
   await hearthGoReady;
@@ -52,7 +102,7 @@ function hearthTakes(req) {
 }
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(hearthBoot.then(() => self.skipWaiting()));
+  event.waitUntil(Promise.all([hearthBoot, hearthKeepShell().catch(() => {})]).then(() => self.skipWaiting()));
 });
 
 self.addEventListener('activate', (event) => {
@@ -61,11 +111,24 @@ self.addEventListener('activate', (event) => {
 
 self.addEventListener('fetch', (event) => {
   const req = event.request;
+  const url = new URL(req.url);
+  if (req.method === 'GET' && url.origin === self.location.origin && hearthShell.includes(url.pathname)) {
+    event.respondWith(hearthShellFetch(req, url.pathname));
+    return;
+  }
   if (!hearthTakes(req)) return;
-  if (req.mode === 'navigate' && !hearthBooted) return; // cold: see above
+  const viaGo = () => hearthBoot.then(() => new Promise((resolve) => goHandleFetch(req, event.clientId, event.resultingClientId, resolve)));
+  if (req.mode === 'navigate' && !hearthBooted) { // cold: see above
+    event.respondWith(
+      fetch(req).then(
+        (resp) => (resp.status >= 502 && resp.status <= 504 ? viaGo().then((r) => r || resp, () => resp) : resp),
+        (err) => viaGo().then((r) => r || Promise.reject(err)),
+      ),
+    );
+    return;
+  }
   event.respondWith(
-    hearthBoot
-      .then(() => new Promise((resolve) => goHandleFetch(req, event.clientId, event.resultingClientId, resolve)))
+    viaGo()
       .then((resp) => resp || fetch(req))
       .catch(() => fetch(req)),
   );
