@@ -43,6 +43,9 @@ var (
 	ErrMethod = errors.New("method not allowed")
 	// ErrNotCached: Cache-Control: only-if-cached and the root block is not held (412).
 	ErrNotCached = errors.New("not held here")
+	// ErrBodyStalled: a request body stopped arriving, or came slower than
+	// the handler's minimum rate (408).
+	ErrBodyStalled = errors.New("request body stalled")
 )
 
 func badRequest(format string, args ...any) error {
