@@ -20,6 +20,7 @@ func newOriginCmd() *cobra.Command {
 	var debounce time.Duration
 	var keep int
 	var keepFor time.Duration
+	var maxPublish string
 	var browser *browserFlags // browser client flags, set below (origin_browser.go)
 	cmd := &cobra.Command{
 		Use:   "origin --key FILE [--store DIR] [--listen ADDR] [--site SRC [--watch]]",
@@ -45,8 +46,13 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 				return err
 			}
 			defer st.Close()
+			maxPub, err := parseSize(maxPublish)
+			if err != nil {
+				return fmt.Errorf("--max-publish: %w", err)
+			}
 			log := slog.Default()
-			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor, Logger: log})
+			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor,
+				MaxPublish: maxPub, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -84,6 +90,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 	cmd.Flags().BoolVar(&watch, "watch", false, "republish --site whenever it changes")
 	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
 	addRetentionFlags(cmd, &keep, &keepFor)
+	cmd.Flags().StringVar(&maxPublish, "max-publish", "4GiB", "refuse an upload (POST .../publish, from hearth mount --key) whose body exceeds SIZE (413)")
 	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
 	return cmd
 }
