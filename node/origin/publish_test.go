@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,12 +22,13 @@ import (
 	"github.com/hearthcdn/hearth/internal/harness"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/gateway"
+	"github.com/hearthcdn/hearth/node/hosting"
 	"github.com/hearthcdn/hearth/node/origin"
 	"github.com/hearthcdn/hearth/node/pebblestore"
 )
 
-// testReadTimeout stands for the server's ReadTimeout: an upload body that
-// arrives over longer than this must still be read.
+// testReadTimeout stands for the server's ReadTimeout (hosting.NewServer):
+// an upload body that arrives over longer than this must still be read.
 const testReadTimeout = 100 * time.Millisecond
 
 // uploadOrigin is an origin with nothing published, over a pebble store,
@@ -49,8 +52,8 @@ func newUploadOrigin(t *testing.T, cfg origin.Config) *uploadOrigin {
 	}
 	t.Cleanup(o.Close)
 	srv := httptest.NewUnstartedServer(o.Handler())
-	srv.Config.ReadHeaderTimeout = 10 * time.Second
-	srv.Config.ReadTimeout = testReadTimeout
+	srv.Config = hosting.NewServer(o.Handler(), slog.Default()) // a node's server,
+	srv.Config.ReadTimeout = testReadTimeout                    // but for this
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &uploadOrigin{o: o, st: st, key: key, url: srv.URL, recs: node.NewRecordLog(node.NewMemMeta())}
@@ -204,8 +207,8 @@ func TestPublishBelowMinRateIsCut(t *testing.T) {
 // them (a bound for the test; the origin must stop reading long before).
 type endlessCAR struct {
 	prefix []byte
-	max    int
-	sent   int
+	max    int64
+	sent   atomic.Int64 // read by the test while the transport may still write
 	buf    []byte
 }
 
@@ -216,10 +219,10 @@ func (e *endlessCAR) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if len(e.buf) == 0 {
-		if e.sent == e.max {
+		if e.sent.Load() == e.max {
 			return 0, io.EOF
 		}
-		e.sent++
+		e.sent.Add(1)
 		data := make([]byte, 1<<10)
 		_, _ = rand.Read(data)
 		c := node.Sum(node.CodecRaw, data)
@@ -244,7 +247,7 @@ func TestPublishEndlessCARIsCut(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(msg, node.ErrUnexpectedBlock.Error()) {
 		t.Fatalf("endless upload: %d %s", code, msg)
 	}
-	if body.sent == body.max {
+	if body.sent.Load() == body.max {
 		t.Fatal("the whole endless CAR was read")
 	}
 	if n := u.blocks(t); n != before {
