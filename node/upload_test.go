@@ -116,3 +116,40 @@ func TestDiscardBlocks(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the CAR, ImportDAG stores only verified blocks of root's DAG
+// (root, or linked by a block it stored), and lists each it added.
+func FuzzImportDAG(f *testing.F) {
+	bs, root, _ := site(f)
+	var buf bytes.Buffer
+	if err := node.ExportCAR(context.Background(), bs, root, &buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:100])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ctx := context.Background()
+		dst := node.NewMemStore()
+		up, _ := node.ImportDAG(ctx, dst, root, bytes.NewReader(data), 1)
+		if len(up.Added) != dst.Len() {
+			t.Fatalf("listed %d added, stored %d", len(up.Added), dst.Len())
+		}
+		linked := map[string]bool{root.KeyString(): true}
+		for c := range dst.AllKeys(ctx) {
+			d, _ := dst.Get(ctx, c)
+			if err := node.Verify(c, d); err != nil {
+				t.Fatalf("stored unverified block: %v", err)
+			}
+			if nd, err := node.Decode(c, d); err == nil {
+				for _, l := range nd.Links {
+					linked[l.Cid.KeyString()] = true
+				}
+			}
+		}
+		for c := range dst.AllKeys(ctx) {
+			if !linked[c.KeyString()] {
+				t.Fatalf("stored block %s outside root's DAG", c)
+			}
+		}
+	})
+}
