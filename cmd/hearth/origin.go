@@ -21,6 +21,7 @@ func newOriginCmd() *cobra.Command {
 	var debounce time.Duration
 	var keep int
 	var keepFor time.Duration
+	var maxPublish string
 	var browser *browserFlags // browser client flags, set below (origin_browser.go)
 	var streams *eventStreamFlags
 	cmd := &cobra.Command{
@@ -47,13 +48,17 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 				return err
 			}
 			defer st.Close()
+			maxPub, err := parseSize(maxPublish)
+			if err != nil {
+				return fmt.Errorf("--max-publish: %w", err)
+			}
 			log := slog.Default()
 			client, err := browser.client(node.SiteIDOf(key.Public().(ed25519.PublicKey)), nil, log)
 			if err != nil {
 				return err
 			}
 			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor,
-				InjectLoader: browser.inject(client), EventStreams: streams.limits(), Logger: log})
+				InjectLoader: browser.inject(client), EventStreams: streams.limits(), MaxPublish: maxPub, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -89,6 +94,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
 	addRetentionFlags(cmd, &keep, &keepFor)
 	streams = addEventStreamFlags(cmd)
+	cmd.Flags().StringVar(&maxPublish, "max-publish", "4GiB", "refuse an upload (POST .../publish, from hearth mount --key) whose body exceeds SIZE (413)")
 	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
 	return cmd
 }

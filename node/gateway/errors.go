@@ -46,6 +46,9 @@ var (
 	// ErrBusy: a bound on concurrent long-lived responses (event streams)
 	// is reached; the client may retry later (503 with Retry-After).
 	ErrBusy = errors.New("too busy")
+	// ErrBodyStalled: a request body stopped arriving, or came slower than
+	// the handler's minimum rate (408).
+	ErrBodyStalled = errors.New("request body stalled")
 )
 
 func badRequest(format string, args ...any) error {

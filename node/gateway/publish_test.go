@@ -27,7 +27,7 @@ func TestPublishEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gateway.NewPublish(feed, originStore, 1<<20))
+	srv := httptest.NewServer(gateway.NewPublish(feed, originStore, gateway.PublishOptions{MaxBody: 1 << 20}))
 	defer srv.Close()
 
 	// The publisher's store holds a new root; it sends the blocks.

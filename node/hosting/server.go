@@ -50,17 +50,18 @@ func writeFileAtomic(path string, b []byte) error {
 // context ends.
 const ShutdownGrace = 10 * time.Second
 
-// Serve serves h on ln until ctx ends, then shuts down gracefully: it
-// stops accepting, calls each onShutdown (which must end long-lived
-// responses such as event streams), and waits up to ShutdownGrace for
-// in-flight requests before closing what remains. It returns nil after a
-// shutdown caused by ctx, or the server's error.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, onShutdown ...func()) error {
-	srv := &http.Server{
+// NewServer returns the http.Server a node serves h with (Serve): its
+// timeouts keep slow or idle clients from holding connections, each
+// explained below.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler: h,
 		// Slow-loris protection: a client gets 10 s to send its headers.
 		ReadHeaderTimeout: 10 * time.Second,
-		// Requests are GETs without bodies; 30 s to read one is generous.
+		// Requests are GETs without bodies, but for a publish (POST): 30 s
+		// to read one is generous. The publish handler moves its own read
+		// deadline forward as its body arrives, past this one, and cuts a
+		// body that stalls or crawls (gateway.PublishOptions).
 		ReadTimeout: 30 * time.Second,
 		// No WriteTimeout: event streams and large CARs legitimately last
 		// long. Instead every response starts with a write deadline 30 s
@@ -73,6 +74,15 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+}
+
+// Serve serves h on ln (with NewServer) until ctx ends, then shuts down
+// gracefully: it stops accepting, calls each onShutdown (which must end
+// long-lived responses such as event streams), and waits up to
+// ShutdownGrace for in-flight requests before closing what remains. It
+// returns nil after a shutdown caused by ctx, or the server's error.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, onShutdown ...func()) error {
+	srv := NewServer(h, log)
 	for _, f := range onShutdown {
 		srv.RegisterOnShutdown(f)
 	}

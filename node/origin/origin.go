@@ -54,12 +54,21 @@ type Config struct {
 	// EventStreams bound the open record event streams, per client and
 	// in all; the zero value means gateway's defaults.
 	EventStreams gateway.StreamLimits
-	Logger       *slog.Logger // nil: slog.Default()
 	// InjectLoader adds the browser client's loader to the site's text/html
 	// responses (gateway.SiteOptions.InjectLoader); set it only where
 	// /.hearth/ is served beside the site.
 	InjectLoader bool
-	Metrics      *hosting.Metrics // nil: fresh metrics
+	// MaxPublish is the largest upload body (POST …/publish) accepted, in
+	// bytes; a larger one is refused with 413. 0: gateway.DefaultMaxPublish.
+	MaxPublish int64
+	// PublishIdle is the longest an upload's body may stall, and
+	// PublishMinRate the slowest average rate in bytes/s it may arrive at
+	// (gateway.PublishOptions); 0: gateway.DefaultPublishIdle and
+	// gateway.DefaultPublishMinRate.
+	PublishIdle    time.Duration
+	PublishMinRate int64
+	Logger         *slog.Logger     // nil: slog.Default()
+	Metrics        *hosting.Metrics // nil: fresh metrics
 }
 
 // Origin serves one site. Create it with New.
@@ -106,7 +115,9 @@ func New(cfg Config) (*Origin, error) {
 		Records:   o.records,
 		// A writer holding the site key (hearth mount --key) publishes
 		// new roots here; the signed record is the authorization.
-		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, 0)),
+		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, gateway.PublishOptions{
+			MaxBody: cfg.MaxPublish, BodyIdle: cfg.PublishIdle, MinRate: cfg.PublishMinRate, Logger: o.log,
+		})),
 		Site:    gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m, InjectLoader: cfg.InjectLoader}),
 		Metrics: m.Handler(),
 		Health:  o.health,
