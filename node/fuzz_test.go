@@ -46,7 +46,11 @@ func FuzzDecode(f *testing.F) {
 		// Reading through a decoded node never panics either.
 		g := node.GetterFunc(func(ctx context.Context, c cid.Cid) ([]byte, error) { return data, nil })
 		if n.IsDir() {
-			_, _ = node.ListDir(context.Background(), g, n)
+			for _, err := range node.Entries(context.Background(), g, n) {
+				if err != nil {
+					break
+				}
+			}
 		}
 		if n.IsFile() {
 			_ = node.WriteFile(context.Background(), g, n, 0, n.FileSize, io.Discard)

@@ -184,11 +184,10 @@ func writeEntity(ctx context.Context, g node.Getter, n *node.Node, path string) 
 		if err := os.MkdirAll(path, 0o755); err != nil {
 			return err
 		}
-		ents, err := node.ListDir(ctx, g, n)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
+		for e, err := range node.Entries(ctx, g, n) {
+			if err != nil {
+				return err
+			}
 			child, _, err := node.GetNode(ctx, g, e.Cid)
 			if err != nil {
 				return fmt.Errorf("%s: %w", filepath.Join(path, e.Name), err)
