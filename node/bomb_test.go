@@ -13,47 +13,29 @@ import (
 
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/importer"
+	"github.com/hearthcdn/hearth/node/internal/dagtest"
 )
-
-// fileBomb builds a file of few distinct blocks whose every level links
-// counts[i] times to the level below: a 16-byte leaf under nine levels (ten
-// blocks) claiming 16·174⁷·4 bytes.
-func fileBomb(d *dagBuilder) (root cid.Cid, distinct int) {
-	counts := []int{174, 174, 174, 174, 174, 174, 174, 2, 2}
-	c := d.raw(bytes.Repeat([]byte("b"), 16))
-	size := uint64(16)
-	for _, k := range counts {
-		kids := make([]cid.Cid, k)
-		sizes := make([]uint64, k)
-		for i := range kids {
-			kids[i], sizes[i] = c, size
-		}
-		c = d.file(kids, sizes)
-		size *= uint64(k)
-	}
-	return c, len(counts) + 1
-}
 
 // traverseCounting runs Traverse over g with a block budget and returns the
 // emitted blocks and the number of Get calls.
 func traverseCounting(t testing.TB, g node.Getter, req node.Request, budget int) ([]node.Block, int, error) {
 	t.Helper()
-	cg := &countingGetter{g: g, budget: budget}
+	cg := &dagtest.CountingGetter{G: g, Budget: budget}
 	var out []node.Block
 	_, err := node.Traverse(context.Background(), cg, req, func(b node.Block) error {
 		out = append(out, b)
 		return nil
 	})
-	return out, cg.gets, err
+	return out, cg.Gets, err
 }
 
 // A traversal emitting each block once walks each distinct node of a file
 // bomb a bounded number of times, whatever the range: the nodes wholly in
 // the range once, the few holding its ends once per level.
 func TestTraverseFileBomb(t *testing.T) {
-	d := newDAGBuilder()
-	root, distinct := fileBomb(d)
-	rn, _, err := node.GetNode(context.Background(), d.bs, root)
+	d := dagtest.NewBuilder()
+	root, distinct := d.FileBomb()
+	rn, _, err := node.GetNode(context.Background(), d.Store, root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +61,7 @@ func TestTraverseFileBomb(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := node.Request{Root: root, Scope: tc.scope, Bytes: tc.r}
-			blocks, gets, err := traverseCounting(t, d.bs, req, budget)
+			blocks, gets, err := traverseCounting(t, d.Store, req, budget)
 			if err != nil {
 				t.Fatalf("after %d gets: %v", gets, err)
 			}
@@ -106,73 +88,52 @@ func TestTraverseFileBomb(t *testing.T) {
 // A sub-DAG of zero bytes linked many times inside a file costs nothing to
 // read, and is walked once by a traversal.
 func TestZeroLengthBomb(t *testing.T) {
-	d := newDAGBuilder()
-	z := d.raw(nil)
+	d := dagtest.NewBuilder()
+	z := d.Raw(nil)
 	for range 8 {
 		kids := make([]cid.Cid, 174)
 		for i := range kids {
 			kids[i] = z
 		}
-		z = d.file(kids, make([]uint64, len(kids)))
+		z = d.File(kids, make([]uint64, len(kids)))
 	}
-	a, b := d.raw([]byte("a")), d.raw([]byte("b"))
+	a, b := d.Raw([]byte("a")), d.Raw([]byte("b"))
 	kids := []cid.Cid{a}
 	sizes := []uint64{1}
 	for range 174 {
 		kids, sizes = append(kids, z), append(sizes, 0)
 	}
-	root := d.file(append(kids, b), append(sizes, 1))
-	rn, _, err := node.GetNode(context.Background(), d.bs, root)
+	root := d.File(append(kids, b), append(sizes, 1))
+	rn, _, err := node.GetNode(context.Background(), d.Store, root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const budget = 64
-	cg := &countingGetter{g: d.bs, budget: budget}
+	cg := &dagtest.CountingGetter{G: d.Store, Budget: budget}
 	var out bytes.Buffer
 	if err := node.WriteFile(context.Background(), cg, rn, 0, rn.FileSize, &out); err != nil || out.String() != "ab" {
-		t.Fatalf("WriteFile: %q after %d gets: %v", out.String(), cg.gets, err)
+		t.Fatalf("WriteFile: %q after %d gets: %v", out.String(), cg.Gets, err)
 	}
-	cg.gets = 0
+	cg.Gets = 0
 	if segs, err := node.FileSegments(context.Background(), cg, rn, 0, 2); err != nil || len(segs) != 2 {
-		t.Fatalf("FileSegments: %d segments after %d gets: %v", len(segs), cg.gets, err)
+		t.Fatalf("FileSegments: %d segments after %d gets: %v", len(segs), cg.Gets, err)
 	}
-	blocks, gets, err := traverseCounting(t, d.bs, node.Request{Root: root, Scope: node.ScopeEntity}, budget)
+	blocks, gets, err := traverseCounting(t, d.Store, node.Request{Root: root, Scope: node.ScopeEntity}, budget)
 	if err != nil || len(blocks) != 1+2+9 {
 		t.Fatalf("entity: %d blocks after %d gets: %v", len(blocks), gets, err)
 	}
 }
 
-// hamtSlotName returns the link name prefix of slot in a shard of fanout.
-func hamtSlotName(fanout uint64, slot int) string {
-	return fmt.Sprintf("%0*X", len(fmt.Sprintf("%X", fanout-1)), slot)
-}
-
-// hamtBomb builds a sharded directory of 14 blocks: 13 shards of fanout 4,
-// each linking the one below at all four slots, over a last shard holding
-// two entries. Unchecked, it lists 4¹³·2 entries.
-func hamtBomb(d *dagBuilder) cid.Cid {
-	leaf := d.raw([]byte("x"))
-	s := d.shard(4, []pbLink{{c: leaf, name: "0a"}, {c: leaf, name: "1b"}})
-	for range 13 {
-		var links []pbLink
-		for slot := range 4 {
-			links = append(links, pbLink{c: s, name: hamtSlotName(4, slot)})
-		}
-		s = d.shard(4, links)
-	}
-	return s
-}
-
 // A listing of a HAMT whose shards link one sub-shard at every position is
 // refused after reading a bounded number of blocks.
 func TestHAMTBomb(t *testing.T) {
-	d := newDAGBuilder()
-	root := hamtBomb(d)
-	rn, _, err := node.GetNode(context.Background(), d.bs, root)
+	d := dagtest.NewBuilder()
+	root := d.HAMTBomb()
+	rn, _, err := node.GetNode(context.Background(), d.Store, root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cg := &countingGetter{g: d.bs, budget: 14}
+	cg := &dagtest.CountingGetter{G: d.Store, Budget: 14}
 	n := 0
 	for _, err = range node.Entries(context.Background(), cg, rn) {
 		if err != nil {
@@ -181,15 +142,15 @@ func TestHAMTBomb(t *testing.T) {
 		n++
 	}
 	if !errors.Is(err, node.ErrBadNode) {
-		t.Fatalf("listing after %d entries and %d gets: %v", n, cg.gets, err)
+		t.Fatalf("listing after %d entries and %d gets: %v", n, cg.Gets, err)
 	}
-	_, gets, err := traverseCounting(t, d.bs, node.Request{Root: root, Scope: node.ScopeEntity}, 14)
+	_, gets, err := traverseCounting(t, d.Store, node.Request{Root: root, Scope: node.ScopeEntity}, 14)
 	if !errors.Is(err, node.ErrBadNode) {
 		t.Fatalf("entity traversal after %d gets: %v", gets, err)
 	}
 	// Scope all does not read the shards as a directory: each distinct
 	// block once.
-	blocks, gets, err := traverseCounting(t, d.bs, node.Request{Root: root, Scope: node.ScopeAll}, 15)
+	blocks, gets, err := traverseCounting(t, d.Store, node.Request{Root: root, Scope: node.ScopeAll}, 15)
 	if err != nil || len(blocks) != 15 {
 		t.Fatalf("scope all: %d blocks after %d gets: %v", len(blocks), gets, err)
 	}
@@ -236,15 +197,15 @@ func hamtPathOf(name string, fanout uint64, depth int) string {
 // hash does not lead to, a slot holding two links (the same name in two
 // shards) and a shard linked twice are refused; a well-placed HAMT lists.
 func TestHAMTPositions(t *testing.T) {
-	d := newDAGBuilder()
-	leaf := d.raw([]byte("x"))
+	d := dagtest.NewBuilder()
+	leaf := d.Raw([]byte("x"))
 	list := func(root cid.Cid) ([]string, error) {
-		rn, _, err := node.GetNode(context.Background(), d.bs, root)
+		rn, _, err := node.GetNode(context.Background(), d.Store, root)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var names []string
-		for e, err := range node.Entries(context.Background(), d.bs, rn) {
+		for e, err := range node.Entries(context.Background(), d.Store, rn) {
 			if err != nil {
 				return names, err
 			}
@@ -254,24 +215,24 @@ func TestHAMTPositions(t *testing.T) {
 	}
 	a, b := nameAt(t, 4, 0, 1), nameAt(t, 4, 0, 2)
 	c := nameAt(t, 4, 3)
-	sub := d.shard(4, []pbLink{{c: leaf, name: "1" + a}, {c: leaf, name: "2" + b}})
-	good := d.shard(4, []pbLink{{c: sub, name: "0"}, {c: leaf, name: "3" + c}})
+	sub := d.Shard(4, []dagtest.Link{{Cid: leaf, Name: "1" + a}, {Cid: leaf, Name: "2" + b}})
+	good := d.Shard(4, []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "3" + c}})
 	if names, err := list(good); err != nil || fmt.Sprint(names) != fmt.Sprint([]string{a, b, c}) {
 		t.Fatalf("well-placed HAMT: %v, %v", names, err)
 	}
 	for _, tc := range []struct {
 		name  string
-		links []pbLink
+		links []dagtest.Link
 	}{
-		{"sub-shard at the wrong slot", []pbLink{{c: sub, name: "1"}, {c: leaf, name: "3" + c}}},
-		{"entry at the wrong slot", []pbLink{{c: sub, name: "0"}, {c: leaf, name: "2" + c}}},
-		{"name in two shards", []pbLink{{c: leaf, name: "0" + a}, {c: sub, name: "0"}}},
-		{"shard linked twice", []pbLink{{c: sub, name: "0"}, {c: sub, name: "1"}}},
-		{"slot beyond the fanout", []pbLink{{c: leaf, name: "4" + c}}},
-		{"slot not hex", []pbLink{{c: leaf, name: "g" + c}}},
+		{"sub-shard at the wrong slot", []dagtest.Link{{Cid: sub, Name: "1"}, {Cid: leaf, Name: "3" + c}}},
+		{"entry at the wrong slot", []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "2" + c}}},
+		{"name in two shards", []dagtest.Link{{Cid: leaf, Name: "0" + a}, {Cid: sub, Name: "0"}}},
+		{"shard linked twice", []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: sub, Name: "1"}}},
+		{"slot beyond the fanout", []dagtest.Link{{Cid: leaf, Name: "4" + c}}},
+		{"slot not hex", []dagtest.Link{{Cid: leaf, Name: "g" + c}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			names, err := list(d.shard(4, tc.links))
+			names, err := list(d.Shard(4, tc.links))
 			if !errors.Is(err, node.ErrBadNode) {
 				t.Fatalf("listed %v: %v", names, err)
 			}
@@ -286,9 +247,9 @@ func TestHAMTPositions(t *testing.T) {
 	}
 	// A shard linked at two slots whose entries fit the first position is
 	// refused at the second.
-	deep := d.shard(4, []pbLink{{c: leaf, name: "0" + nameAt(t, 4, 0, 0, 0)}})
-	mid := d.shard(4, []pbLink{{c: deep, name: "0"}, {c: deep, name: "1"}})
-	if _, err := list(d.shard(4, []pbLink{{c: mid, name: "0"}})); !errors.Is(err, node.ErrBadNode) {
+	deep := d.Shard(4, []dagtest.Link{{Cid: leaf, Name: "0" + nameAt(t, 4, 0, 0, 0)}})
+	mid := d.Shard(4, []dagtest.Link{{Cid: deep, Name: "0"}, {Cid: deep, Name: "1"}})
+	if _, err := list(d.Shard(4, []dagtest.Link{{Cid: mid, Name: "0"}})); !errors.Is(err, node.ErrBadNode) {
 		t.Fatalf("shard linked twice: %v", err)
 	}
 }
@@ -345,16 +306,16 @@ func (w *countWriter) Write(p []byte) (int, error) {
 // blocks claiming 7.7e16·4 bytes) with one of a plain file of ten distinct
 // blocks: the costs are of the same order.
 func BenchmarkTraverseBomb(b *testing.B) {
-	d := newDAGBuilder()
-	bomb, _ := fileBomb(d)
+	d := dagtest.NewBuilder()
+	bomb, _ := d.FileBomb()
 	var kids []cid.Cid
 	var sizes []uint64
 	for i := range 9 {
-		kids = append(kids, d.raw(bytes.Repeat([]byte{byte(i)}, 16)))
+		kids = append(kids, d.Raw(bytes.Repeat([]byte{byte(i)}, 16)))
 		sizes = append(sizes, 16)
 	}
-	plain := d.file(kids, sizes)
-	hb := hamtBomb(d)
+	plain := d.File(kids, sizes)
+	hb := d.HAMTBomb()
 	for _, bc := range []struct {
 		name string
 		req  node.Request
@@ -367,7 +328,7 @@ func BenchmarkTraverseBomb(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				_, _ = node.Traverse(context.Background(), d.bs, bc.req, func(node.Block) error { return nil })
+				_, _ = node.Traverse(context.Background(), d.Store, bc.req, func(node.Block) error { return nil })
 			}
 		})
 	}
