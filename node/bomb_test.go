@@ -20,13 +20,13 @@ import (
 // emitted blocks and the number of Get calls.
 func traverseCounting(t testing.TB, g node.Getter, req node.Request, budget int) ([]node.Block, int, error) {
 	t.Helper()
-	cg := &dagtest.CountingGetter{G: g, Budget: budget}
+	cg := &dagtest.CountingGetter{G: g, Budget: int64(budget)}
 	var out []node.Block
 	_, err := node.Traverse(context.Background(), cg, req, func(b node.Block) error {
 		out = append(out, b)
 		return nil
 	})
-	return out, cg.Gets, err
+	return out, int(cg.Gets.Load()), err
 }
 
 // A traversal emitting each block once walks each distinct node of a file
@@ -109,14 +109,14 @@ func TestZeroLengthBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 	const budget = 64
-	cg := &dagtest.CountingGetter{G: d.Store, Budget: budget}
+	cg := &dagtest.CountingGetter{G: d.Store, Budget: int64(budget)}
 	var out bytes.Buffer
 	if err := node.WriteFile(context.Background(), cg, rn, 0, rn.FileSize, &out); err != nil || out.String() != "ab" {
-		t.Fatalf("WriteFile: %q after %d gets: %v", out.String(), cg.Gets, err)
+		t.Fatalf("WriteFile: %q after %d gets: %v", out.String(), cg.Gets.Load(), err)
 	}
-	cg.Gets = 0
+	cg.Gets.Store(0)
 	if segs, err := node.FileSegments(context.Background(), cg, rn, 0, 2); err != nil || len(segs) != 2 {
-		t.Fatalf("FileSegments: %d segments after %d gets: %v", len(segs), cg.Gets, err)
+		t.Fatalf("FileSegments: %d segments after %d gets: %v", len(segs), cg.Gets.Load(), err)
 	}
 	blocks, gets, err := traverseCounting(t, d.Store, node.Request{Root: root, Scope: node.ScopeEntity}, budget)
 	if err != nil || len(blocks) != 1+2+9 {
@@ -142,7 +142,7 @@ func TestHAMTBomb(t *testing.T) {
 		n++
 	}
 	if !errors.Is(err, node.ErrBadNode) {
-		t.Fatalf("listing after %d entries and %d gets: %v", n, cg.Gets, err)
+		t.Fatalf("listing after %d entries and %d gets: %v", n, cg.Gets.Load(), err)
 	}
 	_, gets, err := traverseCounting(t, d.Store, node.Request{Root: root, Scope: node.ScopeEntity}, 14)
 	if !errors.Is(err, node.ErrBadNode) {

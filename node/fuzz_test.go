@@ -258,7 +258,7 @@ func FuzzDAG(f *testing.F) {
 			return
 		}
 		if rn.IsDir() {
-			cg := &dagtest.CountingGetter{G: bs, Budget: nblocks}
+			cg := &dagtest.CountingGetter{G: bs, Budget: int64(nblocks)}
 			names := map[string]bool{}
 			for e, err := range node.Entries(context.Background(), cg, rn) {
 				if err != nil {

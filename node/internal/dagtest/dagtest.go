@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	cid "github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -125,15 +126,14 @@ var ErrBudget = errors.New("block budget spent")
 // for hours.
 type CountingGetter struct {
 	G      node.Getter
-	Gets   int // Get calls so far
-	Budget int
+	Gets   atomic.Int64 // Get calls so far
+	Budget int64
 }
 
 // Get implements node.Getter.
 func (c *CountingGetter) Get(ctx context.Context, id cid.Cid) ([]byte, error) {
-	c.Gets++
-	if c.Gets > c.Budget {
-		return nil, fmt.Errorf("get %d of %s: %w", c.Gets, id, ErrBudget)
+	if n := c.Gets.Add(1); n > c.Budget {
+		return nil, fmt.Errorf("get %d of %s: %w", n, id, ErrBudget)
 	}
 	return c.G.Get(ctx, id)
 }
