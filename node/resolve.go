@@ -224,6 +224,7 @@ func clip(base, n, start, end uint64) (uint64, uint64) {
 type fileWalk struct {
 	ctx        context.Context
 	g          Getter
+	get        func(cid.Cid) (*Node, error) // if set, reads nodes instead of g
 	start, end uint64
 	visit      func(n *Node, base uint64) error
 	whole      map[string]uint64
@@ -270,7 +271,13 @@ func (w *fileWalk) walk(n *Node, base uint64, depth int) error {
 				continue
 			}
 		}
-		child, _, err := GetNode(w.ctx, w.g, l.Cid)
+		var child *Node
+		var err error
+		if w.get != nil {
+			child, err = w.get(l.Cid)
+		} else {
+			child, _, err = GetNode(w.ctx, w.g, l.Cid)
+		}
 		if err != nil {
 			return err
 		}

@@ -225,8 +225,12 @@ func (t *traversal) run(req Request) (*Result, error) {
 			start, end = req.Bytes.Bounds(n.FileSize)
 		}
 		res.Start, res.End = start, end
-		w := fileWalk{ctx: t.ctx, g: g, start: start, end: end,
-			visit: func(*Node, uint64) error { return nil }, whole: make(map[string]uint64)}
+		w := fileWalk{ctx: t.ctx, start: start, end: end, whole: make(map[string]uint64),
+			visit: func(*Node, uint64) error { return nil },
+			get: func(c cid.Cid) (*Node, error) {
+				n, _, _, err := t.get(c)
+				return n, err
+			}}
 		return res, w.walk(n, 0, 0)
 	case n.Kind == KindHAMTShard:
 		return res, hamtEntries(t.ctx, g, n, func(Entry) error { return nil })
