@@ -349,19 +349,18 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	var ents []node.Entry
-	if n != emptyDir {
-		if ents, err = node.ListDir(ctx, d.fsys.opts.Getter, n); err != nil {
-			return nil, errno(err)
-		}
-	}
-	out := make([]fuse.DirEntry, 0, len(ents))
+	var out []fuse.DirEntry
 	changed := d.snapshotChanges()
-	for _, e := range ents {
-		if _, ok := changed[e.Name]; ok {
-			continue
+	if n != emptyDir {
+		for e, err := range node.Entries(ctx, d.fsys.opts.Getter, n) {
+			if err != nil {
+				return nil, errno(err)
+			}
+			if _, ok := changed[e.Name]; ok {
+				continue
+			}
+			out = append(out, fuse.DirEntry{Name: e.Name, Mode: d.kindOf(ctx, e.Cid)})
 		}
-		out = append(out, fuse.DirEntry{Name: e.Name, Mode: d.kindOf(ctx, e.Cid)})
 	}
 	for name, ch := range changed {
 		switch {

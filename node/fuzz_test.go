@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	cid "github.com/ipfs/go-cid"
 
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/internal/dagtest"
 )
 
 // Decoders must never panic and must either fail or return a node that
@@ -46,7 +48,11 @@ func FuzzDecode(f *testing.F) {
 		// Reading through a decoded node never panics either.
 		g := node.GetterFunc(func(ctx context.Context, c cid.Cid) ([]byte, error) { return data, nil })
 		if n.IsDir() {
-			_, _ = node.ListDir(context.Background(), g, n)
+			for _, err := range node.Entries(context.Background(), g, n) {
+				if err != nil {
+					break
+				}
+			}
 		}
 		if n.IsFile() {
 			_ = node.WriteFile(context.Background(), g, n, 0, n.FileSize, io.Discard)
@@ -108,6 +114,174 @@ func FuzzParseCID(f *testing.F) {
 		}
 		if c.Type() != node.CodecRaw && c.Type() != node.CodecDagPB {
 			t.Fatalf("accepted codec 0x%x", c.Type())
+		}
+	})
+}
+
+// fuzzDAG builds a DAG from data, a small set of blocks described bottom-up:
+// each block is a kind byte, then for a leaf a length and its bytes, else a
+// link count and per link a target (an earlier block, by index) and a
+// selector (a size, a name, a HAMT slot). Blocks are real dag-pb/UnixFS
+// (that Decode may still refuse), with real CIDs. It returns the store, the
+// last block (the root) and the number of blocks.
+func fuzzDAG(data []byte) (*node.MemStore, cid.Cid, int) {
+	d := dagtest.NewBuilder()
+	next := func() byte {
+		if len(data) == 0 {
+			return 0
+		}
+		b := data[0]
+		data = data[1:]
+		return b
+	}
+	var cids []cid.Cid
+	var sizes []uint64
+	for len(cids) < 8 && len(data) > 0 {
+		kind := next() % 4
+		if len(cids) == 0 || kind == 0 {
+			n := min(int(next()), len(data))
+			cids, sizes = append(cids, d.Raw(append([]byte{}, data[:n]...))), append(sizes, uint64(n))
+			data = data[n:]
+			continue
+		}
+		nl := int(next() % 32)
+		fanout := uint64(4)
+		if kind == 3 {
+			fanout = []uint64{2, 4, 16, 256}[next()%4]
+		}
+		var links []dagtest.Link
+		var bsz []uint64
+		var total uint64
+		for i := range nl {
+			t, sel := int(next())%len(cids), next()
+			l := dagtest.Link{Cid: cids[t]}
+			switch kind {
+			case 1:
+				s := sizes[t]
+				if sel&1 == 0 {
+					s = uint64(sel >> 1)
+				}
+				bsz = append(bsz, s)
+				total += s
+			case 2:
+				l.Name = fmt.Sprintf("%c%d", 'a'+i, sel%4)
+			case 3:
+				l.Name = dagtest.SlotName(fanout, int(uint64(sel&0x7f)%fanout))
+				if sel&0x80 == 0 {
+					l.Name += fmt.Sprintf("e%d", sel%16)
+				}
+			}
+			links = append(links, l)
+		}
+		var c cid.Cid
+		switch kind {
+		case 1:
+			u := dagtest.UnixFS{Type: node.KindFile, FileSize: total, BlockSizes: bsz}
+			c = d.Put(node.CodecDagPB, dagtest.EncodePB(links, u.Encode()))
+		case 2:
+			c = d.Dir(links)
+		case 3:
+			c = d.Shard(fanout, links)
+		}
+		cids, sizes = append(cids, c), append(sizes, total)
+	}
+	if len(cids) == 0 {
+		return d.Store, cid.Undef, 0
+	}
+	return d.Store, cids[len(cids)-1], len(cids)
+}
+
+// Traversals and listings of any small DAG cost what its distinct blocks
+// do, whatever it claims: a bounded number of block reads, each block
+// emitted once, and a client verifying the stream accepts it.
+func FuzzDAG(f *testing.F) {
+	// A file bomb: a leaf, then levels linking eight times to the level below.
+	bomb := []byte{0, 4, 'a', 'b', 'c', 'd'}
+	for lvl := range 7 {
+		bomb = append(bomb, 1, 8)
+		for range 8 {
+			bomb = append(bomb, byte(lvl), 1)
+		}
+	}
+	f.Add(bomb, uint16(3), uint16(1000))
+	// A HAMT bomb: shards linking the one below at every slot.
+	hb := []byte{0, 1, 'x', 3, 2, 1, 0, 0x01, 0, 0x02}
+	for lvl := range 6 {
+		hb = append(hb, 3, 4, 1)
+		for s := range 4 {
+			hb = append(hb, byte(lvl+1), 0x80|byte(s))
+		}
+	}
+	f.Add(hb, uint16(0), uint16(0))
+	f.Add([]byte{0, 3, 'a', 'b', 'c', 2, 2, 0, 0, 0, 1}, uint16(0), uint16(2))
+	f.Fuzz(func(t *testing.T, data []byte, from, to uint16) {
+		bs, root, nblocks := fuzzDAG(data)
+		if nblocks == 0 {
+			return
+		}
+		// Reads: each distinct block once, plus at most three nodes per
+		// level holding a range's ends, plus the root again.
+		budget := 4*nblocks + 3*66 + 8
+		for _, req := range []node.Request{
+			{Root: root, Scope: node.ScopeAll},
+			{Root: root, Scope: node.ScopeEntity},
+			{Root: root, Scope: node.ScopeEntity, Bytes: &node.ByteRange{From: int64(from), To: int64(from) + int64(to)}},
+		} {
+			blocks, gets, err := traverseCounting(t, bs, req, budget)
+			if errors.Is(err, dagtest.ErrBudget) {
+				t.Fatalf("%s %v: more than %d reads for %d blocks", req.Scope, req.Bytes, budget, nblocks)
+			}
+			seen := map[string]bool{}
+			for _, b := range blocks {
+				if seen[b.Cid.KeyString()] {
+					t.Fatalf("%s: %s emitted twice", req.Scope, b.Cid)
+				}
+				seen[b.Cid.KeyString()] = true
+			}
+			if err != nil {
+				continue
+			}
+			i := 0
+			src := node.NewStreamSource(func() (node.Block, error) {
+				if i == len(blocks) {
+					return node.Block{}, io.EOF
+				}
+				i++
+				return blocks[i-1], nil
+			})
+			if _, _, err := traverseCounting(t, src, req, budget); err != nil || i != len(blocks) {
+				t.Fatalf("%s %v: verifying %d blocks (%d gets to serve): %v", req.Scope, req.Bytes, len(blocks), gets, err)
+			}
+		}
+		rn, _, err := node.GetNode(context.Background(), bs, root)
+		if err != nil {
+			return
+		}
+		if rn.IsDir() {
+			cg := &dagtest.CountingGetter{G: bs, Budget: int64(nblocks)}
+			names := map[string]bool{}
+			for e, err := range node.Entries(context.Background(), cg, rn) {
+				if err != nil {
+					if errors.Is(err, dagtest.ErrBudget) {
+						t.Fatal("listing read a block twice")
+					}
+					break
+				}
+				if names[e.Name] {
+					t.Fatalf("%q listed twice", e.Name)
+				}
+				names[e.Name] = true
+			}
+		}
+		if rn.IsFile() {
+			// Reading bytes costs what the bytes do: 64 bytes, each
+			// under at most 65 levels, plus the range's ends.
+			s := min(uint64(from), rn.FileSize)
+			e := min(s+64, rn.FileSize)
+			cg := &dagtest.CountingGetter{G: bs, Budget: (64 + 3) * 66}
+			if err := node.WriteFile(context.Background(), cg, rn, s, e, io.Discard); errors.Is(err, dagtest.ErrBudget) {
+				t.Fatalf("reading [%d, %d) took more than %d reads", s, e, cg.Budget)
+			}
 		}
 	})
 }

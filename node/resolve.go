@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/url"
 	"sort"
 	"strings"
@@ -107,55 +109,45 @@ type Entry struct {
 	Tsize uint64
 }
 
-// ListDir returns the entries of a directory (basic or HAMT-sharded) sorted
-// by name. Sharded directories read every shard block through g, stopping
-// with ctx's error once ctx ends.
-func ListDir(ctx context.Context, g Getter, dir *Node) ([]Entry, error) {
-	var out []Entry
-	switch dir.Kind {
-	case KindDirectory:
-		for _, l := range dir.Links {
-			out = append(out, Entry{Name: l.Name, Cid: l.Cid, Tsize: l.Tsize})
-		}
-	case KindHAMTShard:
-		var walk func(*Node, int) error
-		walk = func(s *Node, depth int) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if depth > 16 {
-				return fmt.Errorf("HAMT too deep: %w", ErrBadNode)
-			}
-			for _, l := range s.Links {
-				if name := hamtEntryName(s, l); name != "" {
-					if err := checkName(name); err != nil {
-						return err
-					}
-					out = append(out, Entry{Name: name, Cid: l.Cid, Tsize: l.Tsize})
-					continue
-				}
-				child, _, err := GetNode(ctx, g, l.Cid)
-				if err != nil {
-					return err
-				}
-				if child.Kind != KindHAMTShard {
-					return fmt.Errorf("HAMT child %s is a %s: %w", l.Cid, child.Kind, ErrBadNode)
-				}
-				if err := walk(child, depth+1); err != nil {
-					return err
-				}
+// Entries returns the entries of directory dir (basic or HAMT-sharded) as
+// they are read, without holding the listing in memory: a basic
+// directory's in link order (by name), a sharded one's in shard order (by
+// the names' hashes). Sub-shards are read through g, each at most once: a
+// shard linked at two positions, an entry whose name's hash does not lead to
+// where it was found, or two links in one slot end the sequence with an
+// error wrapping ErrBadNode (see hamtEntries), so a listing costs the
+// distinct shard blocks it reads, never what they claim. The sequence ends
+// at the first error, yielded with a zero Entry; a listing of something
+// that is not a directory yields one error wrapping ErrNotDir.
+func Entries(ctx context.Context, g Getter, dir *Node) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		emit := func(e Entry) error {
+			if !yield(e, nil) {
+				return errStopped
 			}
 			return nil
 		}
-		if err := walk(dir, 0); err != nil {
-			return nil, err
+		var err error
+		switch dir.Kind {
+		case KindDirectory:
+			for _, l := range dir.Links {
+				if err = emit(Entry{Name: l.Name, Cid: l.Cid, Tsize: l.Tsize}); err != nil {
+					break
+				}
+			}
+		case KindHAMTShard:
+			err = hamtEntries(ctx, g, dir, emit)
+		default:
+			err = fmt.Errorf("listing a %s: %w", dir.Kind, ErrNotDir)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	default:
-		return nil, fmt.Errorf("listing a %s: %w", dir.Kind, ErrNotDir)
+		if err != nil && !errors.Is(err, errStopped) {
+			yield(Entry{}, err)
+		}
 	}
-	return out, nil
 }
+
+// errStopped ends a walk whose consumer wants no more.
+var errStopped = errors.New("stopped by the consumer")
 
 // Segment is a piece of a file: bytes [Offset, Offset+Len) of leaf Cid,
 // which lie at byte FileOffset of the file.
@@ -171,7 +163,7 @@ type Segment struct {
 // a node carries inline are reported with that node's CID.
 func FileSegments(ctx context.Context, g Getter, f *Node, start, end uint64) ([]Segment, error) {
 	var segs []Segment
-	err := walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, base uint64) error {
+	w := fileWalk{ctx: ctx, g: g, start: start, end: end, visit: func(n *Node, base uint64) error {
 		if len(n.Data) == 0 {
 			return nil
 		}
@@ -180,21 +172,23 @@ func FileSegments(ctx context.Context, g Getter, f *Node, start, end uint64) ([]
 			segs = append(segs, Segment{Cid: n.Cid, Offset: s - base, Len: e - s, FileOffset: s})
 		}
 		return nil
-	})
+	}}
+	err := w.walk(f, 0, 0)
 	return segs, err
 }
 
 // WriteFile writes bytes [start, end) of file f to w, reading blocks through
 // g. It stops with ctx's error once ctx ends, checked before every block.
 func WriteFile(ctx context.Context, g Getter, f *Node, start, end uint64, w io.Writer) error {
-	return walkFileRange(ctx, g, f, 0, start, end, 0, func(n *Node, base uint64) error {
+	fw := fileWalk{ctx: ctx, g: g, start: start, end: end, visit: func(n *Node, base uint64) error {
 		s, e := clip(base, uint64(len(n.Data)), start, end)
 		if s >= e {
 			return nil
 		}
 		_, err := w.Write(n.Data[s-base : e-base])
 		return err
-	})
+	}}
+	return fw.walk(f, 0, 0)
 }
 
 func clip(base, n, start, end uint64) (uint64, uint64) {
@@ -208,20 +202,43 @@ func clip(base, n, start, end uint64) (uint64, uint64) {
 	return s, e
 }
 
-// walkFileRange visits n and, in order, every descendant whose bytes
-// intersect [start, end). base is the file offset of n's first byte. visit
-// gets each node before its children.
-func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint64, depth int, visit func(*Node, uint64) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// fileWalk visits the nodes of a file DAG whose bytes meet [start, end),
+// in file order, each before its children.
+//
+// A walk that reads bytes (whole nil) visits every occurrence of a node
+// that holds some of them, so its cost follows the bytes it hands on, not
+// the blocks; sub-DAGs of no bytes are not read.
+//
+// A walk that gathers blocks (whole set, as a traversal emitting each block
+// once) visits each node whose bytes lie inside the range at most once:
+// whole maps such a node, once its sub-DAG has been walked, to its file size,
+// and a later link to it is checked against that size and not followed. Only
+// nodes holding start or end are walked more than once, at most a few per
+// level, so the cost follows the distinct blocks, not the size the links
+// claim (a file whose levels all link many times to one child). Zero-length
+// children are walked when their offset lies strictly inside the range.
+type fileWalk struct {
+	ctx        context.Context
+	g          Getter
+	get        func(cid.Cid) (*Node, error) // if set, reads nodes instead of g
+	start, end uint64
+	visit      func(n *Node, base uint64) error
+	whole      map[string]uint64
+}
+
+// walk visits n, whose first byte is at file offset base, and its
+// descendants that meet the range.
+func (w *fileWalk) walk(n *Node, base uint64, depth int) error {
 	if depth > 64 {
 		return fmt.Errorf("file DAG too deep: %w", ErrBadNode)
 	}
 	if !n.IsFile() {
 		return fmt.Errorf("reading bytes of a %s: %w", n.Kind, ErrNotDir)
 	}
-	if err := visit(n, base); err != nil {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	if err := w.visit(n, base); err != nil {
 		return err
 	}
 	off := base + uint64(len(n.Data))
@@ -229,18 +246,45 @@ func walkFileRange(ctx context.Context, g Getter, n *Node, base, start, end uint
 		size := n.BlockSizes[i]
 		cs, ce := off, off+size
 		off = ce
-		if ce <= start || cs >= end || size == 0 && !(cs >= start && cs < end) {
+		if size == 0 {
+			if w.whole == nil || cs <= w.start || cs >= w.end {
+				continue
+			}
+		} else if ce <= w.start || cs >= w.end {
 			continue
 		}
-		child, _, err := GetNode(ctx, g, l.Cid)
+		// Inside: every descendant meets the range, so one walk reads the
+		// whole sub-DAG. A node starting at start or ending at end is not
+		// counted inside: a zero-length descendant at its edge is left out
+		// there and not elsewhere.
+		inside := w.whole != nil && cs > w.start && ce < w.end
+		k := l.Cid.KeyString()
+		if inside {
+			if got, ok := w.whole[k]; ok {
+				if got != size {
+					return fmt.Errorf("child %s holds %d bytes, parent says %d: %w", l.Cid, got, size, ErrBadNode)
+				}
+				continue
+			}
+		}
+		var child *Node
+		var err error
+		if w.get != nil {
+			child, err = w.get(l.Cid)
+		} else {
+			child, _, err = GetNode(w.ctx, w.g, l.Cid)
+		}
 		if err != nil {
 			return err
 		}
 		if child.FileSize != size {
 			return fmt.Errorf("child %s holds %d bytes, parent says %d: %w", l.Cid, child.FileSize, size, ErrBadNode)
 		}
-		if err := walkFileRange(ctx, g, child, cs, start, end, depth+1, visit); err != nil {
+		if err := w.walk(child, cs, depth+1); err != nil {
 			return err
+		}
+		if inside {
+			w.whole[k] = size
 		}
 	}
 	return nil

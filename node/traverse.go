@@ -120,6 +120,11 @@ type Result struct {
 // in the order of the Trustless Gateway spec: the path's blocks, then the
 // terminal entity depth-first, pre-order, skipping blocks already emitted.
 //
+// Its cost follows the distinct blocks, not the size the DAG claims: a
+// sub-DAG already emitted whole is not walked again (entity-bytes walks only
+// re-enter the few nodes holding the range's ends), and a sharded
+// directory's shards are checked against their positions, each read once.
+//
 // Every block src returns is checked with Verify before use, and must be the
 // block the traversal asked for; so the same function serves a CAR from a
 // store and verifies a CAR from an untrusted peer (whose Getter yields the
@@ -220,11 +225,15 @@ func (t *traversal) run(req Request) (*Result, error) {
 			start, end = req.Bytes.Bounds(n.FileSize)
 		}
 		res.Start, res.End = start, end
-		err := walkFileRange(t.ctx, g, n, 0, start, end, 0, func(*Node, uint64) error { return nil })
-		return res, err
+		w := fileWalk{ctx: t.ctx, start: start, end: end, whole: make(map[string]uint64),
+			visit: func(*Node, uint64) error { return nil },
+			get: func(c cid.Cid) (*Node, error) {
+				n, _, _, err := t.get(c)
+				return n, err
+			}}
+		return res, w.walk(n, 0, 0)
 	case n.Kind == KindHAMTShard:
-		_, err := ListDir(t.ctx, g, n)
-		return res, err
+		return res, hamtEntries(t.ctx, g, n, func(Entry) error { return nil })
 	}
 	return res, nil
 }
@@ -236,12 +245,12 @@ func (t *traversal) all(n *Node, depth int) error {
 		return fmt.Errorf("DAG too deep: %w", ErrBadNode)
 	}
 	for _, l := range n.Links {
-		child, _, dup, err := t.get(l.Cid)
+		if _, dup := t.seen[l.Cid.KeyString()]; dup {
+			continue // its sub-DAG is emitted or being emitted: nothing to read
+		}
+		child, _, _, err := t.get(l.Cid)
 		if err != nil {
 			return err
-		}
-		if dup {
-			continue
 		}
 		if err := t.all(child, depth+1); err != nil {
 			return err

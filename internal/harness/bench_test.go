@@ -38,11 +38,10 @@ func BenchmarkSeederRSS100Clients(b *testing.B) {
 	var targets []target
 	var walk func(n *node.Node, path string)
 	walk = func(n *node.Node, path string) {
-		ents, err := node.ListDir(context.Background(), ms, n)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range ents {
+		for e, err := range node.Entries(context.Background(), ms, n) {
+			if err != nil {
+				b.Fatal(err)
+			}
 			c, _, err := node.GetNode(context.Background(), ms, e.Cid)
 			if err != nil {
 				b.Fatal(err)

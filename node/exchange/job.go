@@ -715,11 +715,10 @@ func (j *job) plan(t *task, res *node.Result) error {
 			}))
 		}
 	case n.IsDir() && orig.Scope == node.ScopeAll:
-		ents, err := node.ListDir(j.ctx, j.sink, n)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
+		for e, err := range node.Entries(j.ctx, j.sink, n) {
+			if err != nil {
+				return err
+			}
 			sub := node.Request{Root: e.Cid, Scope: node.ScopeAll}
 			if e.Tsize > 0 && e.Tsize <= uint64(cfg.RangeSize) {
 				j.add(newTask(kindWhole, sub))

@@ -180,6 +180,20 @@ func checkLeaves(t *testing.T, g node.Getter, c cid.Cid) {
 
 // compareTree checks that the DAG at root holds exactly the tree at dir
 // (following symlinks), byte for byte, and that directory links are sorted.
+// listDir returns the entries of dir sorted by name.
+func listDir(t *testing.T, g node.Getter, dir *node.Node) []node.Entry {
+	t.Helper()
+	var ents []node.Entry
+	for e, err := range node.Entries(context.Background(), g, dir) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents = append(ents, e)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	return ents
+}
+
 func compareTree(t *testing.T, g node.Getter, root cid.Cid, dir string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -208,10 +222,7 @@ func compareTree(t *testing.T, g node.Getter, root cid.Cid, dir string) int {
 	if n.Kind == node.KindDirectory && !sort.SliceIsSorted(n.Links, func(i, j int) bool { return n.Links[i].Name < n.Links[j].Name }) {
 		t.Fatalf("%s: links not sorted", dir)
 	}
-	ents, err := node.ListDir(ctx, g, n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ents := listDir(t, g, n)
 	fsEnts, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -331,10 +342,7 @@ func TestHAMTShardedDirectory(t *testing.T) {
 	if rn.Kind != node.KindHAMTShard || rn.Fanout != 256 {
 		t.Fatalf("root is a %s with fanout %d, want a HAMT shard of 256", rn.Kind, rn.Fanout)
 	}
-	ents, err := node.ListDir(ctx, bs, rn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ents := listDir(t, bs, rn)
 	if len(ents) != n {
 		t.Fatalf("listed %d entries, want %d", len(ents), n)
 	}

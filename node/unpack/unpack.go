@@ -118,15 +118,14 @@ func (w *writer) dir(n *node.Node, p string) error {
 			}
 		}
 	}
-	ents, err := node.ListDir(w.ctx, w.g, n)
-	if err != nil {
-		return fmt.Errorf("listing %s: %w", p, err)
-	}
-	// The decoder refuses a name listed twice; a listing that still holds
-	// one (a HAMT's shards, a node built by hand) is refused here too, so
+	// The decoder and the listing refuse a name listed twice; a listing
+	// that still holds one (a node built by hand) is refused here too, so
 	// no entry is written over another.
-	seen := make(map[string]struct{}, len(ents))
-	for _, e := range ents {
+	seen := make(map[string]struct{})
+	for e, err := range node.Entries(w.ctx, w.g, n) {
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", p, err)
+		}
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
