@@ -4,8 +4,12 @@
 //
 // It registers the service worker for the configured scope, relays the
 // worker's reports as DOM events, and starts the page agent (Go wasm: relay
-// and WebRTC, which a service worker cannot hold) after the load event, so
-// it never competes with the page for the network.
+// and WebRTC, which a service worker cannot hold). On a page the worker
+// controls, the agent starts at once: the page's subresources go through
+// the worker, which asks the agent's peers for them (and, with the origin
+// unreachable, waits for the agent). On a page it does not control yet
+// (the first visit), the agent starts after the load event, so that it
+// never competes with the page for the network.
 //
 // Events, on window:
 //   "hearth:stats"  detail: {cache, peer, origin, passthrough, responses,
@@ -120,6 +124,6 @@
   };
 
   const onLoad = () => startAgent().catch((err) => emit('hearth:error', { reason: 'agent', detail: String(err) }));
-  if (document.readyState === 'complete') onLoad();
+  if (document.readyState === 'complete' || navigator.serviceWorker.controller) onLoad();
   else window.addEventListener('load', onLoad, { once: true });
 })();

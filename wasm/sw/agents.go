@@ -54,13 +54,40 @@ type agents struct {
 	timeout  time.Duration
 	onRecord func([]byte)
 
-	mu     sync.Mutex
-	list   []*agentPort
-	nextID atomic.Uint64 // request and want ids
+	mu      sync.Mutex
+	list    []*agentPort
+	changed chan struct{} // closed (and replaced) when an agent reports peers
+	nextID  atomic.Uint64 // request and want ids
 }
 
 func newAgents(timeout time.Duration, onRecord func([]byte)) *agents {
-	return &agents{timeout: timeout, onRecord: onRecord}
+	return &agents{timeout: timeout, onRecord: onRecord, changed: make(chan struct{})}
+}
+
+// waitLive returns up to max live agents (see live), waiting for one to
+// report peers if none can serve yet, until ctx ends (then nil).
+func (a *agents) waitLive(ctx context.Context, max int) []*agentPort {
+	for {
+		a.mu.Lock()
+		ch := a.changed
+		a.mu.Unlock()
+		if l := a.live(max); len(l) > 0 {
+			return l
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// wake tells waitLive an agent's status changed.
+func (a *agents) wake() {
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
 }
 
 // agentPort is one registered agent.
@@ -223,7 +250,11 @@ func (p *agentPort) handle(m js.Value) {
 			p.conns = c.Int()
 		}
 		p.wantOK = m.Get("want").Truthy()
+		known := p.peers > 0
 		p.mu.Unlock()
+		if known {
+			p.a.wake()
+		}
 	case agentproto.TypeBye:
 		p.kill(errors.New("agent said bye"))
 	case agentproto.TypeRecord:

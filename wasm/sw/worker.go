@@ -41,6 +41,12 @@ const navHoldMax = 8 << 20
 // bytes (see fetch).
 const smallBody = 256 << 10
 
+// agentWaitMax bounds how long a request waits for a page agent when no
+// agent can serve and the origin's gateway failed: long enough for a
+// page's own agent to start (its wasm compiled, the relay and a seeder
+// reached), short of a browser's patience.
+const agentWaitMax = 10 * time.Second
+
 // worker holds the service worker's state.
 //
 // Roots: a navigation fetches the site's root record (records.refresh) and
@@ -244,6 +250,28 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 				st = &serve.Stats{RecordTime: st.RecordTime}
 				continue
 			}
+		}
+		if err != nil && !navigate && len(sources) == 1 && errors.Is(err, serve.ErrNoSource) {
+			// No agent, and the origin's gateway failed (it is down or
+			// unreachable): wait for an agent, such as the page's own
+			// one coming up, and try again with it before giving up. A
+			// navigation does not wait: no page of its own can start one.
+			cancel()
+			end()
+			wctx, wcancel := context.WithTimeout(context.Background(), agentWaitMax)
+			live := w.agents.waitLive(wctx, 4)
+			wcancel()
+			if len(live) > 0 {
+				sources = nil
+				for _, a := range live {
+					sources = append(sources, a)
+				}
+				sources = append(sources, w.gw)
+				st = &serve.Stats{RecordTime: st.RecordTime}
+				continue
+			}
+			w.report(target, href, st, true, nil)
+			return js.Null(), err
 		}
 		if err != nil {
 			cancel()
