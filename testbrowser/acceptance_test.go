@@ -332,9 +332,9 @@ func visitDocPage(t testing.TB, tab context.Context, base string, files map[stri
 //     visited and one never visited still load, from the seeders, with the
 //     root the worker holds.
 //
-// A second tab stays open on the first page: its page agent holds
-// connections to the seeders, so that an agent outlives each navigation
-// of the visiting tab.
+// The visitor has one tab and nothing else open, as a visitor clicking
+// through the site does: each page's subresources go through that page's
+// own agent, which starts at once on a page the worker controls.
 func TestAcceptancePythonDocs(t *testing.T) {
 	needBrowser(t)
 	if _, err := os.Stat(filepath.Join(pythonDocs, "index.html")); err != nil {
@@ -357,17 +357,14 @@ func TestAcceptancePythonDocs(t *testing.T) {
 	t.Logf("set-up: %d files published, %d blocks, seeders up in %v", len(files), o.store.MemStore.Len(), time.Since(start).Round(time.Millisecond))
 
 	b := newBrowser(t)
-	agentTab := b.ctx
-	openTabWithAgent(t, agentTab, o.URL+"/"+acceptancePages[0])
-	waitFor(t, agentTab, "the page agent to find both seeders", `hearth.agent.then(a => a.stats().peers >= 2)`, 30*time.Second)
-
-	tab := b.tab("visitor")
+	tab := b.ctx
 	recordLoadErrors(t, tab)
 
 	// The first page installs the worker and fills nothing worth counting;
 	// from the second page on, every page is checked and the origin's
-	// static bytes counted.
-	navigate(t, tab, o.URL+"/"+acceptancePages[0])
+	// static bytes counted. The visitor has this one tab, nothing else.
+	openTabWithAgent(t, tab, o.URL+"/"+acceptancePages[0])
+	waitFor(t, tab, "the page agent to find both seeders", `hearth.agent.then(a => a.stats().peers >= 2)`, 30*time.Second)
 	checkDocPage(t, tab, files, acceptancePages[0], false)
 	o.resetCounts()
 	seeded.Store(0)
@@ -388,9 +385,9 @@ func TestAcceptancePythonDocs(t *testing.T) {
 		t.Errorf("no bytes came from peers")
 	}
 
-	// During a navigation the agent of the page being left says bye
-	// mid-stream; the worker then moves on to the next live agent (the
-	// other tab's) before the origin's gateway (wasm/sw/agents.go, live).
+	// A navigation is served through the agent of the page being left
+	// (the worker holds its body whole before the new page commits); its
+	// subresources through the new page's agent.
 	const wantShare = 0.98
 	if share < wantShare {
 		t.Errorf("%.2f%% of the static bytes came from the seeders, want ≥ %.0f%%; origin requests: %v", 100*share, 100*wantShare, o.requestLog())
