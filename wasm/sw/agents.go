@@ -57,6 +57,7 @@ type agents struct {
 	mu      sync.Mutex
 	list    []*agentPort
 	changed chan struct{} // closed (and replaced) when an agent reports peers
+	ever    atomic.Bool   // an agent has reported peers
 	nextID  atomic.Uint64 // request and want ids
 }
 
@@ -82,8 +83,13 @@ func (a *agents) waitLive(ctx context.Context, max int) []*agentPort {
 	}
 }
 
+// everLive reports whether any agent has reported peers since the worker
+// started.
+func (a *agents) everLive() bool { return a.ever.Load() }
+
 // wake tells waitLive an agent's status changed.
 func (a *agents) wake() {
+	a.ever.Store(true)
 	a.mu.Lock()
 	close(a.changed)
 	a.changed = make(chan struct{})

@@ -47,6 +47,22 @@ const smallBody = 256 << 10
 // reached), short of a browser's patience.
 const agentWaitMax = 10 * time.Second
 
+// renderBlocking reports whether a request's destination (Fetch Standard,
+// "request destination") can hold up the page's own scripts, the loader
+// among them: a stylesheet, a script or a document.
+func renderBlocking(dest string) bool {
+	switch dest {
+	case "style", "script", "document", "iframe", "frame", "worker", "sharedworker", "":
+		return true
+	}
+	return false
+}
+
+// agentStartWait bounds how long a subresource of a page the worker served
+// waits for that page's agent to reach peers when no agent can serve, before
+// it goes to the origin.
+const agentStartWait = 1500 * time.Millisecond
+
 // worker holds the service worker's state.
 //
 // Roots: a navigation fetches the site's root record (records.refresh) and
@@ -177,6 +193,7 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 	st := &serve.Stats{}
 	var rec *node.RootRecord
 	var fresh <-chan *node.RootRecord // a navigation's record, being refreshed
+	seenNavigate := false             // the worker served this client's page
 	if navigate {
 		target = resultingID
 		// The record is fetched while the page is served from the root
@@ -197,6 +214,7 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		}
 	} else {
 		rec = w.clientRoot(clientID)
+		seenNavigate = rec != nil
 		if rec == nil {
 			// A page the worker did not see navigate (it loaded before
 			// the worker was installed, or while it booted): its HTML
@@ -212,8 +230,20 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 		w.report(target, href, st, true, nil)
 		return js.Null(), serve.ErrPassThrough
 	}
+	live := w.agents.live(4)
+	if len(live) == 0 && seenNavigate && w.agents.everLive() && !renderBlocking(jsx.String(req.Get("destination"))) {
+		// A page the worker served, whose own agent is starting (the
+		// agent of the page before it left when this one committed): its
+		// images, fonts and media wait a little for that agent rather
+		// than go to the origin, as long as this visitor's agents have
+		// reached peers before. Stylesheets and scripts do not wait: the
+		// page's loader, which starts the agent, runs only after them.
+		wctx, wcancel := context.WithTimeout(context.Background(), agentStartWait)
+		live = w.agents.waitLive(wctx, 4)
+		wcancel()
+	}
 	var sources []serve.Source
-	for _, a := range w.agents.live(4) {
+	for _, a := range live {
 		sources = append(sources, a)
 	}
 	sources = append(sources, w.gw)
