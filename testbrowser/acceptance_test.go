@@ -562,6 +562,7 @@ func TestAcceptancePeers(t *testing.T) {
 
 	first := newBrowser(t)
 	openTabWithAgent(t, first.ctx, o.URL+"/index.html")
+	eval[bool](t, first.ctx, `hearth.seed(true)`) // the visitor consents to seed
 	waitFor(t, first.ctx, "the page agent to find both seeders", `hearth.agent.then(a => a.stats().peers >= 2)`, 30*time.Second)
 	firstTabs := []context.Context{first.ctx}
 

@@ -216,7 +216,7 @@ func TestTabSeeding(t *testing.T) {
 	needBrowser(t)
 	files, assets := pageSite(t, 20)
 	relayURL := startRelay(t)
-	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}})
+	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}, TabSeeding: true})
 	root := o.origin.Feed().Latest().Root
 
 	// The visitor's second load fills the worker's cache from the gateway;

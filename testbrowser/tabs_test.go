@@ -54,6 +54,7 @@ func TestTabSeedingBrowsers(t *testing.T) {
 	a := newBrowser(t)
 	debugAgents(t, a.ctx)
 	openTabWithAgent(t, a.ctx, o.URL+"/")
+	eval[bool](t, a.ctx, `hearth.seed(true)`) // the visitor consents, for every later page
 	if cs := iceCandidates(t, a.ctx); len(cs) == 0 {
 		t.Fatalf("Chromium gathered no ICE candidate: two browsers cannot connect")
 	} else {

@@ -18,8 +18,17 @@
 //   "hearth:error"  detail: {reason, detail}: a refused root record, a full
 //                   cache, an agent that failed to start.
 // An element with id "hearth-stats", if the page has one, shows the totals.
-// API: window.hearth = {config, stats(), reports(), seed(on), agent: Promise}:
-// reports() returns the last 256 per-response reports of the worker.
+// API: window.hearth = {config, stats(), reports(), canSeed, seeding(),
+// seed(on), agent: Promise}: reports() returns the last 256 per-response
+// reports of the worker.
+//
+// Tab seeding (this tab serving what the worker cached to other visitors)
+// needs two yeses: the operator's (config tabSeeding, which sets canSeed)
+// and the visitor's, through seed(on), which a site binds to a button of
+// its own. The visitor's choice is kept in localStorage
+// ("hearth:tab-seeding") for every page of the origin, off until given;
+// seed(on) returns false, changing nothing, where the operator has not
+// allowed seeding. Each change fires "hearth:seeding" (detail: {on}).
 //
 // The origin replaces the two markers below.
 (() => {
@@ -28,7 +37,10 @@
   const assets = /*HEARTH_ASSETS*/ { swScript: '/.hearth/sw.js', wasmExec: '/.hearth/wasm_exec.js', agent: '/.hearth/agent.wasm' };
   const totals = { cache: 0, peer: 0, origin: 0, passthrough: 0, responses: 0, peerFailures: 0, originFailures: 0 };
   const reports = [];
-  let seeding = !!config.tabSeeding;
+  const canSeed = !!config.tabSeeding;
+  const consentKey = 'hearth:tab-seeding';
+  let seeding = false;
+  try { seeding = canSeed && localStorage.getItem(consentKey) === 'on'; } catch (e) { /* storage blocked: off */ }
   let agentAPI = null;
   let agentResolve;
   const agentReady = new Promise((resolve) => { agentResolve = resolve; });
@@ -39,9 +51,15 @@
     config,
     stats: () => Object.assign({}, totals),
     reports: () => reports.slice(),
+    canSeed,
+    seeding: () => seeding,
     seed(on) {
+      if (!canSeed) return false;
       seeding = !!on;
+      try { localStorage.setItem(consentKey, seeding ? 'on' : 'off'); } catch (e) { /* kept for this page only */ }
       if (agentAPI) agentAPI.seed(seeding);
+      emit('hearth:seeding', { on: seeding });
+      return true;
     },
     agent: agentReady,
   };

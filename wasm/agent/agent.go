@@ -67,7 +67,7 @@ type agent struct {
 
 func newAgent(cfg *jsconfig.Config, origin string) *agent {
 	a := &agent{cfg: cfg, site: cfg.SiteID(), origin: origin, hub: newHub(), reqs: make(map[uint64]*request),
-		seedOn: cfg.TabSeeding, peers: -1}
+		peers: -1} // seeding waits for the visitor's consent (api seed)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a
 }
@@ -247,7 +247,9 @@ func (a *agent) api() js.Value {
 			return nil
 		}),
 		"seed": js.FuncOf(func(_ js.Value, args []js.Value) any {
-			on := len(args) > 0 && args[0].Truthy()
+			// The operator's switch (tabSeeding) makes seeding possible;
+			// only the visitor's consent, through the loader, turns it on.
+			on := len(args) > 0 && args[0].Truthy() && a.cfg.TabSeeding
 			a.mu.Lock()
 			a.seedOn = on
 			a.mu.Unlock()

@@ -6,8 +6,8 @@
 // worker: it connects to the relay, finds the site's seeders, and fetches
 // the blocks the worker asks for over a MessagePort from them through the
 // WebRTC block exchange (every block verified here, and again by the
-// worker). With tab seeding on (config tabSeeding, or hearth.seed(true)),
-// it also answers other visitors' offers from the worker's block cache,
+// worker). With tab seeding allowed by the operator (config tabSeeding)
+// and turned on by the visitor (hearth.seed(true)), it also answers other visitors' offers from the worker's block cache,
 // with an upload cap.
 //
 // Startup: it reads window.hearth.config and calls
