@@ -24,6 +24,14 @@ func TestOriginDownShell(t *testing.T) {
 	testOriginDown(t, false)
 }
 
+// TestOriginDownColdWorker: as TestOriginDownShell, with the worker
+// stopped before the navigation: the navigation the network fails comes
+// back to the worker as it boots, which asks the open page to connect its
+// agent again, and is served through it.
+func TestOriginDownColdWorker(t *testing.T) {
+	testOriginDown(t, true)
+}
+
 func testOriginDown(t *testing.T, cold bool) {
 	needBrowser(t)
 	files := map[string][]byte{

@@ -101,6 +101,10 @@
       showStats();
     } else if (m.type === 'hearth:error') {
       emit('hearth:error', { reason: m.reason, detail: m.detail });
+    } else if (m.type === 'hearth:reconnect' && agentAPI) {
+      // The worker was stopped and started again: the agent's port to
+      // the old instance is dead.
+      connectAgent(agentAPI);
     }
   });
 

@@ -87,6 +87,14 @@ const hearthBoot = (async () => {
 })();
 hearthBoot.catch(() => {}); // each request falls back to the network
 
+// A worker that starts again (the browser stops idle workers) has lost the
+// page agents' ports: it asks the pages it controls to connect their agents
+// anew, so that a navigation arriving cold can be served through the agent
+// of the page being left.
+hearthBoot.then(() => self.clients.matchAll({ type: 'window' }))
+  .then((cs) => cs.forEach((c) => c.postMessage({ type: 'hearth:reconnect' })))
+  .catch(() => {});
+
 const hearthOwn = ['/.hearth/', '/.well-known/hearth/', '/ipfs/'];
 
 // hearthTakes mirrors the Go worker's check, so that requests outside its

@@ -281,14 +281,19 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 				continue
 			}
 		}
-		if err != nil && !navigate && len(sources) == 1 && errors.Is(err, serve.ErrNoSource) {
+		if err != nil && len(sources) == 1 && errors.Is(err, serve.ErrNoSource) {
 			// No agent, and the origin's gateway failed (it is down or
 			// unreachable): wait for an agent, such as the page's own
 			// one coming up, and try again with it before giving up. A
-			// navigation does not wait: no page of its own can start one.
+			// navigation waits less: only an open page's agent can come
+			// (one reconnecting to a worker that started again).
 			cancel()
 			end()
-			wctx, wcancel := context.WithTimeout(context.Background(), agentWaitMax)
+			wait := agentWaitMax
+			if navigate {
+				wait = agentStartWait
+			}
+			wctx, wcancel := context.WithTimeout(context.Background(), wait)
 			live := w.agents.waitLive(wctx, 4)
 			wcancel()
 			if len(live) > 0 {
