@@ -151,7 +151,7 @@ func TestFallbackDuringMissing(t *testing.T) {
 	// all that is set once the wait for a peer has ended.
 	waitFor(t, "the wait for a peer ended", func() bool { return clk.pending() == 2 })
 	waitReceived(t, clk.advance(2*time.Second)) // the fallback starts
-	gateOnce()                                   // then the peer's MISSING comes
+	gateOnce()                                  // then the peer's MISSING comes
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
