@@ -462,7 +462,11 @@ func (j *job) execute(t *task) (*node.Result, error) {
 			}
 			lastErr = r.err
 			j.noteErr(r.err)
-			if !r.fallback && !errors.Is(r.err, ErrBusy) {
+			// A busy or stalled peer is not ruled out: its backoff
+			// (release) sends the retry to another peer first, and back
+			// to it once the backoff ends if no other can serve, so a
+			// slow machine or link makes a fetch slower, not failed.
+			if !r.fallback && !errors.Is(r.err, ErrBusy) && !errors.Is(r.err, ErrStalled) {
 				exclude[r.peer] = true
 			}
 			j.f.log.Debug("exchange: attempt failed", "peer", r.peer, "fallback", r.fallback, "err", r.err)

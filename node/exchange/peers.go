@@ -237,7 +237,7 @@ func (f *Fetcher) dialLocked(p *peer) {
 		c, err := f.cfg.Dialer.Dial(ctx, p.id)
 		var cc *clientConn
 		if err == nil {
-			cc = newClientConn(p.id, c, f.log)
+			cc = newClientConn(p.id, c, f.log, f.cfg.Clock)
 			if err = cc.sendSettings(ctx); err != nil {
 				cc.close(err)
 			}
