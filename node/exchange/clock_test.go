@@ -85,6 +85,18 @@ func (c *fakeClock) pending() int {
 	return len(c.timers)
 }
 
+// due returns how far from now each pending timer is due, sorted.
+func (c *fakeClock) due() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ds []time.Duration
+	for _, t := range c.timers {
+		ds = append(ds, t.at.Sub(c.now))
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds
+}
+
 // waitReceived waits until every timer of ts had its time received (or
 // fails the test after a bounded number of scheduler yields).
 func waitReceived(t testing.TB, ts []*fakeTimer) {

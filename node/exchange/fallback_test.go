@@ -63,7 +63,12 @@ func TestFallback(t *testing.T) {
 	block := make(chan struct{})
 	t.Cleanup(func() { close(block) })
 	var asked atomic.Bool
-	mute.setSendHook(func(_ string, b node.Block) node.Block { asked.Store(true); <-block; return b })
+	mute.setSendHook(func(_ string, b node.Block) node.Block {
+		if asked.CompareAndSwap(false, true) { // the head request hangs
+			<-block
+		}
+		return b
+	})
 	net.add("mute", mute)
 	fb.calls.Store(0)
 	clk := newFakeClock()
@@ -139,7 +144,7 @@ func TestFallbackDuringMissing(t *testing.T) {
 	t.Cleanup(gateOnce)
 	net.addWrapped("empty", newTestServer(t, node.NewMemStore(), ServerConfig{}), func(c Conn) Conn { g.Conn = c; return g })
 	clk := newFakeClock()
-	f := newTestFetcher(t, FetcherConfig{Fallback: fb.fallback(), Finder: staticFinder{"empty"}, Dialer: net, FallbackAfter: 2 * time.Second, Clock: clk})
+	f := newTestFetcher(t, FetcherConfig{Fallback: fb.fallback(), Finder: staticFinder{"empty"}, Dialer: net, FallbackAfter: 2 * time.Second, StallTimeout: 7 * time.Second, Clock: clk})
 	done := make(chan error, 1)
 	go func() { done <- f.FetchBlocks(ctxT(t, 10*time.Second), all) }()
 	select {
@@ -147,9 +152,12 @@ func TestFallbackDuringMissing(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("ended before the peer answered: %v", err)
 	}
-	// The request's FallbackAfter timer and the job's hedging tick are
-	// all that is set once the wait for a peer has ended.
-	waitFor(t, "the wait for a peer ended", func() bool { return clk.pending() == 2 })
+	// Set: the job's hedging tick, the request's FallbackAfter and the
+	// answer's stall timer; the wait for a peer has ended.
+	waitFor(t, "the request waits for its answer", func() bool {
+		d := clk.due()
+		return len(d) == 3 && d[0] == hedgeTick && d[1] == 2*time.Second && d[2] == 7*time.Second
+	})
 	waitReceived(t, clk.advance(2*time.Second)) // the fallback starts
 	gateOnce()                                  // then the peer's MISSING comes
 	if err := <-done; err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -482,11 +483,11 @@ func TestStalledOnlyPeerRetried(t *testing.T) {
 	}()
 	<-reached
 	// The stream's stall timer and the job's hedging tick.
-	waitFor(t, "the requester waits for the block", func() bool { return clk.pending() == 2 })
+	waitFor(t, "the requester waits for the block", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
 	clk.advance(stall) // stalled: the peer is backed off for StallTimeout
 	releaseOnce()
 	// The hedging tick and the wait for the backoff's end.
-	waitFor(t, "the retry waits for the backoff", func() bool { return clk.pending() == 2 })
+	waitFor(t, "the retry waits for the backoff", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
 	clk.advance(stall)
 	if err := <-done; err != nil {
 		t.Fatal(err)
