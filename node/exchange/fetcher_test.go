@@ -457,22 +457,25 @@ func ExampleFetcher() {
 }
 
 // TestStalledOnlyPeerRetried: the only peer sends nothing for StallTimeout
-// (a loaded machine): the request goes back to it once its backoff ends
-// and the fetch completes, slower but whole.
+// on the first request (a loaded machine; it stays hung): the request goes
+// back to it once its backoff ends and the fetch completes, slower but
+// whole.
 func TestStalledOnlyPeerRetried(t *testing.T) {
 	dir := smallFilesDir(t, 1, 5000)
 	st, root := importDir(t, dir)
 	srv := newTestServer(t, st, ServerConfig{})
 	reached, release := make(chan struct{}), make(chan struct{})
-	var first sync.Once
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseOnce)
+	var hung atomic.Bool
 	srv.setSendHook(func(_ string, b node.Block) node.Block {
-		first.Do(func() { close(reached); <-release })
+		if hung.CompareAndSwap(false, true) { // the first request hangs
+			close(reached)
+			<-release
+		}
 		return b
 	})
 	net := newMemNet(t)
 	net.add("slow", srv)
+	t.Cleanup(func() { close(release) }) // before the net's cleanup waits for the server
 	clk := newFakeClock()
 	const stall = 5 * time.Second
 	f := newTestFetcher(t, FetcherConfig{Dialer: net, Finder: staticFinder{"slow"}, StallTimeout: stall, Clock: clk})
@@ -485,7 +488,6 @@ func TestStalledOnlyPeerRetried(t *testing.T) {
 	// The stream's stall timer and the job's hedging tick.
 	waitFor(t, "the requester waits for the block", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
 	clk.advance(stall) // stalled: the peer is backed off for StallTimeout
-	releaseOnce()
 	// The hedging tick and the wait for the backoff's end.
 	waitFor(t, "the retry waits for the backoff", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
 	clk.advance(stall)

@@ -164,15 +164,20 @@ func (f *Fetcher) acquire(ctx context.Context, exclude map[string]bool, big, wai
 		}
 		f.mu.Unlock()
 		var timer <-chan time.Time
+		var tm Timer
 		if soonest > 0 {
-			t := f.cfg.Clock.NewTimer(soonest)
-			timer = t.C()
-			defer t.Stop()
+			tm = f.cfg.Clock.NewTimer(soonest)
+			timer = tm.C()
 		}
 		select {
 		case <-ch:
 		case <-timer:
 		case <-ctx.Done():
+		}
+		if tm != nil {
+			tm.Stop() // each round sets its own
+		}
+		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
 	}

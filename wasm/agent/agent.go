@@ -127,7 +127,7 @@ func (a *agent) run(p *swarm.Peer) {
 	if err := p.WaitReady(a.ctx); err != nil {
 		return
 	}
-	go a.followRecords(p) // owned by the agent: ends with a.ctx
+	go a.followRecords(p)  // owned by the agent: ends with a.ctx
 	go a.reportProgress(p) // owned by the agent: ends with a.ctx
 	a.applySeeding()
 	warmed := false
