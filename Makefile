@@ -14,10 +14,15 @@ build: wasm
 vet:
 	$(GO) vet ./...
 
+# The packages whose goroutines share state run under the race detector;
+# each package runs once, so CI pays the detector's cost only for them.
+RACE_PKGS := ./node/... ./relay/... ./wasm/internal/...
+
 # Everything: native tests (including the multi-process, FUSE and headless
 # Chromium suites), then the wasm tests under Node.
 test: vet wasm
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 25m $$($(GO) list ./... | grep -vxF "$$($(GO) list $(RACE_PKGS))")
 	$(MAKE) test-wasm
 
 bench:

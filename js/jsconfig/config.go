@@ -36,7 +36,7 @@ const (
 //	  "cacheMiB": 256,                         // block cache bound, MiB
 //	  "tabSeeding": false,                     // open tabs serve what they cache
 //	  "uploadKiBps": 512,                      // tab seeding upload cap, KiB/s
-//	  "agentTimeoutMs": 1500                   // deadline for a page agent's first block
+//	  "agentTimeoutMs": 1500                   // how long a page agent may stay silent
 //	}
 type Config struct {
 	// Site is the site's ID, text form.
@@ -58,9 +58,10 @@ type Config struct {
 	TabSeeding bool `json:"tabSeeding"`
 	// UploadKiBps caps a seeding tab's upload, in KiB per second.
 	UploadKiBps int `json:"uploadKiBps"`
-	// AgentTimeoutMS is how long the service worker waits for a page
-	// agent's first block before it asks the origin, in ms (four times
-	// that for each next block).
+	// AgentTimeoutMS is how long a page agent may stay silent (no block,
+	// no progress report while its peers deliver) before the service
+	// worker asks the origin for the block it awaits, in ms (four times
+	// that once the request has had a block).
 	AgentTimeoutMS int `json:"agentTimeoutMs"`
 	// NoInject makes the service worker serve the site's HTML as
 	// published; by default it adds the page loader to pages that lack it

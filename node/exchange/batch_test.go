@@ -185,7 +185,7 @@ func TestBatchedFetch(t *testing.T) {
 	ca := &countingConn{Conn: a}
 	srv := newTestServer(t, st, ServerConfig{})
 	go func() { _ = srv.ServeConn(context.Background(), "requester", b) }()
-	cc := newClientConn("server", ca, logx.Discard())
+	cc := newClientConn("server", ca, logx.Discard(), nil)
 	defer cc.close(nil)
 	if err := cc.sendSettings(ctx(t)); err != nil {
 		t.Fatal(err)

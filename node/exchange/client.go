@@ -26,6 +26,7 @@ type clientConn struct {
 	peer string
 	c    *batchConn
 	log  *logx.Logger
+	clk  Clock
 
 	mu       sync.Mutex
 	streams  map[uint64]*stream
@@ -41,18 +42,21 @@ type clientConn struct {
 	lastRecv atomic.Int64 // unix nanos of the last message
 }
 
-func newClientConn(peer string, c Conn, log *logx.Logger) *clientConn {
+// newClientConn starts reading c; clk (nil: the system clock) times
+// stalls.
+func newClientConn(peer string, c Conn, log *logx.Logger, clk Clock) *clientConn {
 	cc := &clientConn{
 		peer:    peer,
 		c:       newBatchConn(c),
 		log:     log,
+		clk:     orSystem(clk),
 		streams: make(map[uint64]*stream),
 		nextID:  1,
 		maxReqs: defaultPeerRequests,
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	cc.lastRecv.Store(time.Now().UnixNano())
+	cc.lastRecv.Store(cc.clk.Now().UnixNano())
 	go cc.readLoop() // owned by cc: close waits for done
 	return cc
 }
@@ -113,7 +117,7 @@ func (cc *clientConn) readLoop() {
 			cc.fail(fmt.Errorf("reading: %w: %w", ErrClosed, err))
 			return
 		}
-		cc.lastRecv.Store(time.Now().UnixNano())
+		cc.lastRecv.Store(cc.clk.Now().UnixNano())
 		err = eachMessage(b, cc.dispatch)
 		if err != nil {
 			cc.log.Debug("exchange: closing connection", "peer", cc.peer, "err", err)
@@ -304,9 +308,11 @@ func (s *stream) failWith(err error) {
 
 // next returns the stream's next item. At a successful END it returns
 // io.EOF; at an error END, the error the code maps to. If nothing arrives
-// for stall (when > 0), it fails with ErrStalled.
+// for stall (when > 0), on this stream nor on the connection, it fails
+// with ErrStalled: a peer whose connection delivers other requests' blocks
+// is slow or busy (a loaded machine, a congested link), not stalled.
 func (s *stream) next(ctx context.Context, stall time.Duration) (item, error) {
-	var timer *time.Timer
+	var timer Timer
 	var timeout <-chan time.Time
 	defer func() {
 		if timer != nil {
@@ -354,17 +360,26 @@ func (s *stream) next(ctx context.Context, stall time.Duration) (item, error) {
 		}
 		s.mu.Unlock()
 		if stall > 0 && timer == nil {
-			timer = time.NewTimer(stall)
-			timeout = timer.C
+			timer = s.cc.clk.NewTimer(stall)
+			timeout = timer.C()
 		}
 		select {
 		case <-s.notify:
 			if timer != nil {
-				timer.Reset(stall)
+				timer.Stop()
+				timer = nil
 			}
 		case <-ctx.Done():
 			return item{}, ctx.Err()
 		case <-timeout:
+			// Wait on while the connection received anything within
+			// stall; the wait is bounded by its silence.
+			quiet := s.cc.clk.Now().Sub(time.Unix(0, s.cc.lastRecv.Load()))
+			if quiet < stall {
+				timer = s.cc.clk.NewTimer(stall - quiet)
+				timeout = timer.C()
+				continue
+			}
 			return item{}, fmt.Errorf("%s sent nothing for %v: %w", s.cc.peer, stall, ErrStalled)
 		}
 	}

@@ -67,6 +67,9 @@ type FetcherConfig struct {
 	// Logger receives debug and warning logs (a *slog.Logger natively);
 	// nil means slog.Default() (logx.Default() on js).
 	Logger *logx.Logger
+	// Clock is the time source of every deadline above; nil means the
+	// system clock. Tests set it.
+	Clock Clock
 }
 
 func (c *FetcherConfig) setDefaults() {
@@ -109,6 +112,7 @@ func (c *FetcherConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = logx.Default()
 	}
+	c.Clock = orSystem(c.Clock)
 }
 
 // maxKnownPeers bounds the peer table.
@@ -247,7 +251,7 @@ func (f *Fetcher) Warm(n int) {
 		return
 	}
 	n = min(n, f.cfg.MaxConns)
-	now := time.Now()
+	now := f.cfg.Clock.Now()
 	conns := 0
 	for _, p := range f.peers {
 		if p.dialing || p.connected() {
@@ -281,7 +285,7 @@ type FetcherPeer struct {
 func (f *Fetcher) Peers() []FetcherPeer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	now := time.Now()
+	now := f.cfg.Clock.Now()
 	out := make([]FetcherPeer, 0, len(f.peers))
 	for _, p := range f.peers {
 		fp := FetcherPeer{ID: p.id, Banned: now.Before(p.bannedUntil), Rate: p.rate}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -453,4 +454,82 @@ func ExampleFetcher() {
 	//	// then node.WriteFile(ctx, store, res.Node, res.Start, res.End, w)
 	fmt.Println("ok")
 	// Output: ok
+}
+
+// TestStalledOnlyPeerRetried: the only peer sends nothing for StallTimeout
+// on the first request (a loaded machine; it stays hung): the request goes
+// back to it once its backoff ends and the fetch completes, slower but
+// whole.
+func TestStalledOnlyPeerRetried(t *testing.T) {
+	dir := smallFilesDir(t, 1, 5000)
+	st, root := importDir(t, dir)
+	srv := newTestServer(t, st, ServerConfig{})
+	reached, release := make(chan struct{}), make(chan struct{})
+	var hung atomic.Bool
+	srv.setSendHook(func(_ string, b node.Block) node.Block {
+		if hung.CompareAndSwap(false, true) { // the first request hangs
+			close(reached)
+			<-release
+		}
+		return b
+	})
+	net := newMemNet(t)
+	net.add("slow", srv)
+	t.Cleanup(func() { close(release) }) // before the net's cleanup waits for the server
+	clk := newFakeClock()
+	const stall = 5 * time.Second
+	f := newTestFetcher(t, FetcherConfig{Dialer: net, Finder: staticFinder{"slow"}, StallTimeout: stall, Clock: clk})
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Fetch(ctxT(t, 10*time.Second), node.Request{Root: root, Scope: node.ScopeAll})
+		done <- err
+	}()
+	<-reached
+	// The stream's stall timer and the job's hedging tick.
+	waitFor(t, "the requester waits for the block", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
+	clk.advance(stall) // stalled: the peer is backed off for StallTimeout
+	// The hedging tick and the wait for the backoff's end.
+	waitFor(t, "the retry waits for the backoff", func() bool { return slices.Equal(clk.due(), []time.Duration{hedgeTick, stall}) })
+	clk.advance(stall)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	compareTree(t, dir, f.cfg.Store, root)
+}
+
+// TestStreamNotStalledWhileConnectionDelivers: a request the peer serves
+// after others on the same connection is not stalled while the connection
+// receives; it is once the whole connection is silent for the timeout.
+func TestStreamNotStalledWhileConnectionDelivers(t *testing.T) {
+	_, root := importDir(t, smallFilesDir(t, 1, 10))
+	a, b := newPipe(64)
+	clk := newFakeClock()
+	cc := newClientConn("peer", a, testLogger(t), clk)
+	defer cc.close(nil)
+	s, err := cc.open(ctx(t), wireRequest{Blocks: []cid.Cid{root}}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const stall = 5 * time.Second
+	got := make(chan error, 1)
+	go func() { _, err := s.next(ctx(t), stall); got <- err }()
+	waitFor(t, "the stall timer is set", func() bool { return clk.pending() == 1 })
+	clk.advance(stall - time.Second)
+	// Another request's traffic: a message on the connection.
+	before := cc.lastRecv.Load()
+	if err := b.WriteMessage(ctx(t), appendMessage(nil, &message{Type: msgSettings, Version: Version, MaxRequests: 8})); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connection received", func() bool { return cc.lastRecv.Load() != before })
+	waitReceived(t, clk.advance(time.Second)) // the stream's timeout: the connection is alive
+	select {
+	case err := <-got:
+		t.Fatalf("stalled while the connection delivered: %v", err)
+	default:
+	}
+	waitFor(t, "the stall timer is set again", func() bool { return clk.pending() == 1 })
+	clk.advance(stall)
+	if err := <-got; !errors.Is(err, ErrStalled) {
+		t.Fatalf("err = %v, want ErrStalled", err)
+	}
 }

@@ -48,7 +48,7 @@ type task struct {
 	kind   taskKind
 	req    node.Request // DAG kinds: what is asked
 	orig   node.Request // kindHead: what is wanted
-	blocks []cid.Cid    // kindBlocks
+	blocks []cid.Cid    // kindBlocks: still wanted; only execute touches it
 	final  *node.Result // kindHead: node.Traverse's result for orig
 	hedge  chan struct{}
 
@@ -99,7 +99,7 @@ func (f *Fetcher) newJob(ctx context.Context) *job {
 		ctx:     jctx,
 		cancel:  cancel,
 		sink:    node.NewBatchWriter(f.cfg.Store, f.cfg.BatchBytes),
-		start:   time.Now(),
+		start:   f.cfg.Clock.Now(),
 		running: make(map[*task]struct{}),
 		done:    make(chan struct{}),
 	}
@@ -294,16 +294,18 @@ func (j *job) fail(err error) {
 // then stores what is pending.
 func (j *job) wait() error {
 	defer j.stop()
-	tick := time.NewTicker(hedgeTick)
-	defer tick.Stop()
+	clk := j.f.cfg.Clock
 wait:
 	for {
+		tick := clk.NewTimer(hedgeTick)
 		select {
 		case <-j.done:
+			tick.Stop()
 			break wait
 		case <-j.ctx.Done():
+			tick.Stop()
 			break wait
-		case <-tick.C:
+		case <-tick.C():
 			j.checkHedges()
 		}
 	}
@@ -338,7 +340,7 @@ func (j *job) checkHedges() {
 	if j.durN > 0 {
 		threshold = max(threshold, 3*j.durSum/time.Duration(j.durN))
 	}
-	now := time.Now()
+	now := j.f.cfg.Clock.Now()
 	for t := range j.running {
 		if !t.hedgeSent && t.kind != kindBlocks && now.Sub(t.started) > threshold {
 			t.hedgeSent = true
@@ -382,7 +384,7 @@ func (j *job) execute(t *task) (*node.Result, error) {
 		j.mu.Unlock()
 	}()
 	j.mu.Lock()
-	t.started = time.Now()
+	t.started = j.f.cfg.Clock.Now()
 	j.running[t] = struct{}{}
 	j.mu.Unlock()
 
@@ -395,20 +397,25 @@ func (j *job) execute(t *task) (*node.Result, error) {
 	var lastErr error
 	var fbTimer <-chan time.Time
 	if cfg.Fallback != nil {
-		tm := time.NewTimer(cfg.FallbackAfter)
+		tm := cfg.Clock.NewTimer(cfg.FallbackAfter)
 		defer tm.Stop()
-		fbTimer = tm.C
+		fbTimer = tm.C()
 	}
+	// Attempts get the blocks still wanted when they start: t.blocks is
+	// this goroutine's alone, narrowed as peers answer MISSING while other
+	// attempts (the fallback) may still be reading the list they got.
 	launch := func(l *lease) {
 		attempts++
 		nrunning++
 		running[l.p.id] = true
-		go func() { results <- j.attempt(ctx, t, l) }()
+		blocks := t.blocks
+		go func() { results <- j.attempt(ctx, t, l, blocks) }()
 	}
 	launchFallback := func() {
 		fallbackUsed = true
 		nrunning++
-		go func() { results <- j.attemptFallback(ctx, t) }()
+		blocks := t.blocks
+		go func() { results <- j.attemptFallback(ctx, t, blocks) }()
 	}
 	for {
 		if nrunning == 0 {
@@ -455,7 +462,11 @@ func (j *job) execute(t *task) (*node.Result, error) {
 			}
 			lastErr = r.err
 			j.noteErr(r.err)
-			if !r.fallback && !errors.Is(r.err, ErrBusy) {
+			// A busy or stalled peer is not ruled out: its backoff
+			// (release) sends the retry to another peer first, and back
+			// to it once the backoff ends if no other can serve, so a
+			// slow machine or link makes a fetch slower, not failed.
+			if !r.fallback && !errors.Is(r.err, ErrBusy) && !errors.Is(r.err, ErrStalled) {
 				exclude[r.peer] = true
 			}
 			j.f.log.Debug("exchange: attempt failed", "peer", r.peer, "fallback", r.fallback, "err", r.err)
@@ -494,8 +505,9 @@ func (j *job) acquire(ctx context.Context, exclude map[string]bool, big, deadlin
 		j.mu.Unlock()
 	}()
 	if deadline && !j.peerData.Load() {
+		clk := j.f.cfg.Clock
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, j.start.Add(j.f.cfg.FallbackAfter))
+		ctx, cancel = withTimeout(ctx, clk, j.start.Add(j.f.cfg.FallbackAfter).Sub(clk.Now()))
 		defer cancel()
 	}
 	return j.f.acquire(ctx, exclude, big, true)
@@ -544,16 +556,17 @@ func (c *countingSource) nextBlock(ctx context.Context) (node.Block, error) {
 	return b, err
 }
 
-// attempt runs t once on the leased peer.
-func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
+// attempt runs t once on the leased peer; a kindBlocks task asks for
+// blocks.
+func (j *job) attempt(ctx context.Context, t *task, l *lease, blocks []cid.Cid) attemptResult {
 	r := attemptResult{peer: l.p.id}
-	start := time.Now()
+	start := j.f.cfg.Clock.Now()
 	var n int64
 	// late is a peer fault (a protocol violation) found after every block
 	// of the answer verified: the answer stands, the peer is banned.
 	var late error
 	if t.kind == kindBlocks {
-		r.missing, n, late, r.err = j.attemptBlocks(ctx, t, l)
+		r.missing, n, late, r.err = j.attemptBlocks(ctx, t, l, blocks)
 	} else {
 		var s *stream
 		s, r.err = l.cc.open(ctx, wireRequest{DAG: &t.req}, j.f.cfg.Window)
@@ -574,7 +587,7 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 	}
 	if r.err == nil {
 		j.mu.Lock()
-		j.durSum += time.Since(start)
+		j.durSum += j.f.cfg.Clock.Now().Sub(start)
 		j.durN++
 		j.mu.Unlock()
 	}
@@ -582,17 +595,17 @@ func (j *job) attempt(ctx context.Context, t *task, l *lease) attemptResult {
 	return r
 }
 
-// attemptBlocks asks for t.blocks; each must come in order, as a block
+// attemptBlocks asks for blocks; each must come in order, as a block
 // that hashes to its CID or as MISSING. It returns the blocks missing, the
 // bytes of block data received and, if every block verified but the answer
 // then broke the protocol, that fault as late.
-func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) (missing []cid.Cid, n int64, late, err error) {
-	s, err := l.cc.open(ctx, wireRequest{Blocks: t.blocks}, j.f.cfg.Window)
+func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease, blocks []cid.Cid) (missing []cid.Cid, n int64, late, err error) {
+	s, err := l.cc.open(ctx, wireRequest{Blocks: blocks}, j.f.cfg.Window)
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	err = func() error {
-		for _, want := range t.blocks {
+		for _, want := range blocks {
 			it, err := s.next(ctx, j.f.cfg.StallTimeout)
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("answer ended before block %s: %w", want, node.ErrUnexpectedBlock)
@@ -632,11 +645,12 @@ func (j *job) attemptBlocks(ctx context.Context, t *task, l *lease) (missing []c
 	return missing, n, late, err
 }
 
-// attemptFallback runs t through the Fallback.
-func (j *job) attemptFallback(ctx context.Context, t *task) attemptResult {
+// attemptFallback runs t through the Fallback; a kindBlocks task asks for
+// blocks.
+func (j *job) attemptFallback(ctx context.Context, t *task, blocks []cid.Cid) attemptResult {
 	r := attemptResult{fallback: true}
 	if t.kind == kindBlocks {
-		for _, c := range t.blocks {
+		for _, c := range blocks {
 			if _, err := j.fallbackDAG(ctx, node.Request{Root: c, Scope: node.ScopeBlock}); err != nil {
 				r.err = err
 				return r

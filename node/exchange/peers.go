@@ -82,7 +82,7 @@ func (f *Fetcher) acquire(ctx context.Context, exclude map[string]bool, big, wai
 			f.mu.Unlock()
 			return nil, ErrClosed
 		}
-		now := time.Now()
+		now := f.cfg.Clock.Now()
 		var best *peer
 		var bestScore float64
 		pending := 0 // peers that may yet free a slot or finish connecting
@@ -164,23 +164,28 @@ func (f *Fetcher) acquire(ctx context.Context, exclude map[string]bool, big, wai
 		}
 		f.mu.Unlock()
 		var timer <-chan time.Time
+		var tm Timer
 		if soonest > 0 {
-			t := time.NewTimer(soonest)
-			timer = t.C
-			defer t.Stop()
+			tm = f.cfg.Clock.NewTimer(soonest)
+			timer = tm.C()
 		}
 		select {
 		case <-ch:
 		case <-timer:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+		}
+		if tm != nil {
+			tm.Stop() // each round sets its own
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
 		}
 	}
 }
 
 // release gives a slot back and learns from how the request went.
 func (f *Fetcher) release(l *lease, bytes int64, err error) {
-	now := time.Now()
+	now := f.cfg.Clock.Now()
 	var closeCC *clientConn
 	f.mu.Lock()
 	p := l.p
@@ -237,7 +242,7 @@ func (f *Fetcher) dialLocked(p *peer) {
 		c, err := f.cfg.Dialer.Dial(ctx, p.id)
 		var cc *clientConn
 		if err == nil {
-			cc = newClientConn(p.id, c, f.log)
+			cc = newClientConn(p.id, c, f.log, f.cfg.Clock)
 			if err = cc.sendSettings(ctx); err != nil {
 				cc.close(err)
 			}
@@ -247,7 +252,7 @@ func (f *Fetcher) dialLocked(p *peer) {
 		switch {
 		case err != nil:
 			p.fails++
-			p.until = time.Now().Add(min(time.Second<<min(p.fails, 6), time.Minute))
+			p.until = f.cfg.Clock.Now().Add(min(time.Second<<min(p.fails, 6), time.Minute))
 			f.log.Debug("exchange: dial failed", "peer", p.id, "err", err)
 		case f.closed:
 			f.mu.Unlock()
@@ -300,7 +305,7 @@ func (f *Fetcher) findLocked(exclude map[string]bool) {
 		}
 		f.finding = false
 		f.findSeq++
-		f.lastFind = time.Now()
+		f.lastFind = f.cfg.Clock.Now()
 		f.broadcastLocked()
 	})
 	if !ok {

@@ -272,7 +272,7 @@ func TestRTCFloodThrottled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := newClientConn("seeder", c, testLogger(t))
+	cc := newClientConn("seeder", c, testLogger(t), nil)
 	defer cc.close(nil)
 	// Ignore SETTINGS: send n requests without waiting for answers, then
 	// read every answer.

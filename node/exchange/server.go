@@ -54,6 +54,9 @@ type ServerConfig struct {
 	// Logger receives debug and warning logs (a *slog.Logger natively);
 	// nil means slog.Default() (logx.Default() on js).
 	Logger *logx.Logger
+	// Clock is the time source of IdleEvict and Penalty; nil means the
+	// system clock. Tests set it.
+	Clock Clock
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -84,6 +87,7 @@ func (c *ServerConfig) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = logx.Default()
 	}
+	c.Clock = orSystem(c.Clock)
 }
 
 // maxCredit bounds a request's credit, whatever a requester grants.
@@ -171,7 +175,7 @@ func (s *Server) Admit(peer string) error {
 		return ErrClosed
 	}
 	if until, ok := s.banned[peer]; ok {
-		if time.Now().Before(until) {
+		if s.cfg.Clock.Now().Before(until) {
 			return fmt.Errorf("peer %s is penalized: %w", peer, ErrRefused)
 		}
 		delete(s.banned, peer)
@@ -197,7 +201,7 @@ func (s *Server) roomLocked(pending int) (victim *serverConn, ok bool) {
 	if len(s.conns)-s.evicting+pending < s.cfg.MaxPeers {
 		return nil, true
 	}
-	now := time.Now()
+	now := s.cfg.Clock.Now()
 	var since time.Time
 	for sc := range s.conns {
 		if sc.evicted {
@@ -246,7 +250,7 @@ func (s *Server) takeReservedLocked(peer string) *serverConn {
 func (s *Server) penalize(peer string) {
 	s.mu.Lock()
 	if len(s.banned) >= maxTrackedPeers {
-		now := time.Now()
+		now := s.cfg.Clock.Now()
 		for p, until := range s.banned {
 			if now.After(until) {
 				delete(s.banned, p)
@@ -254,7 +258,7 @@ func (s *Server) penalize(peer string) {
 		}
 	}
 	if len(s.banned) < maxTrackedPeers {
-		s.banned[peer] = time.Now().Add(s.cfg.Penalty)
+		s.banned[peer] = s.cfg.Clock.Now().Add(s.cfg.Penalty)
 	}
 	s.mu.Unlock()
 }
@@ -313,14 +317,14 @@ func (s *Server) register(peer string, c Conn) (*serverConn, error) {
 		s.peers[peer] = acct
 	}
 	acct.conns++
-	acct.lastSeen = time.Now()
+	acct.lastSeen = s.cfg.Clock.Now()
 	sc := &serverConn{
 		s:       s,
 		peer:    peer,
 		acct:    acct,
 		c:       newBatchConn(c),
 		reqs:    make(map[uint64]*serverReq),
-		active:  time.Now(),
+		active:  s.cfg.Clock.Now(),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.RequestRate), s.cfg.RequestBurst),
 		strikes: rate.NewLimiter(rate.Limit(float64(s.cfg.FloodLimit)/60), s.cfg.FloodLimit),
 	}
@@ -341,7 +345,7 @@ func (s *Server) unregister(sc *serverConn) {
 		}
 	}
 	sc.acct.conns--
-	sc.acct.lastSeen = time.Now()
+	sc.acct.lastSeen = s.cfg.Clock.Now()
 	s.mu.Unlock()
 	s.wg.Done()
 }
@@ -532,7 +536,7 @@ func (sc *serverConn) start(ctx context.Context, m *message) error {
 	rctx, cancel := context.WithCancel(ctx)
 	r := &serverReq{id: m.ID, cancel: cancel, credit: int64(min(m.Window, maxCredit)), notify: make(chan struct{}, 1)}
 	sc.reqs[m.ID] = r
-	sc.active = time.Now()
+	sc.active = sc.s.cfg.Clock.Now()
 	sc.wg.Add(1)
 	sc.mu.Unlock()
 	sc.acct.requests.Add(1)
@@ -543,7 +547,7 @@ func (sc *serverConn) start(ctx context.Context, m *message) error {
 		cancel()
 		sc.mu.Lock()
 		delete(sc.reqs, r.id)
-		sc.active = time.Now()
+		sc.active = sc.s.cfg.Clock.Now()
 		sc.mu.Unlock()
 		if ctx.Err() != nil {
 			return // the connection is going away

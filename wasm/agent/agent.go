@@ -29,6 +29,12 @@ const (
 	// is first connected to one.
 	statusEvery = 2 * time.Second
 	statusSoon  = 100 * time.Millisecond
+	// progressEvery is how often, while the worker's requests are in
+	// progress and peers deliver bytes, the agent tells the worker it is
+	// working: the worker's deadline then follows the transfer's progress
+	// (a busy machine is slow, not gone), and still expires when peers
+	// send nothing.
+	progressEvery = 250 * time.Millisecond
 	// warmConns is how many peers the agent connects to ahead of any
 	// request (exchange.Fetcher.Warm).
 	warmConns = 2
@@ -121,7 +127,8 @@ func (a *agent) run(p *swarm.Peer) {
 	if err := p.WaitReady(a.ctx); err != nil {
 		return
 	}
-	go a.followRecords(p) // owned by the agent: ends with a.ctx
+	go a.followRecords(p)  // owned by the agent: ends with a.ctx
+	go a.reportProgress(p) // owned by the agent: ends with a.ctx
 	a.applySeeding()
 	warmed := false
 	for {
@@ -158,6 +165,34 @@ func (a *agent) run(p *swarm.Peer) {
 		case <-a.ctx.Done():
 			return
 		case <-time.After(wait):
+		}
+	}
+}
+
+// reportProgress posts a "status" to the worker every progressEvery in
+// which requests were in progress and the agent's peers delivered block
+// bytes.
+func (a *agent) reportProgress(p *swarm.Peer) {
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	var last int64
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var in int64
+		for _, fp := range p.Fetcher.Peers() {
+			in += fp.BytesIn
+		}
+		moved := in != last
+		last = in
+		a.mu.Lock()
+		open, port, n, conns := len(a.reqs), a.port, a.peers, a.conns
+		a.mu.Unlock()
+		if moved && open > 0 && n >= 0 && !port.IsUndefined() {
+			post(port, statusMsg(n, conns))
 		}
 	}
 }

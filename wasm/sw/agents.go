@@ -120,7 +120,7 @@ type agentPort struct {
 	wants    map[uint64][]cid.Cid
 	wantDue  bool
 	wantSent time.Time
-	wantGot  time.Time // the last wanted block's arrival
+	heard    time.Time // the agent's last message (blocks, progress, status)
 }
 
 var _ serve.Source = (*agentPort)(nil)
@@ -246,6 +246,7 @@ func (p *agentPort) handle(m js.Value) {
 	}
 	p.mu.Lock()
 	p.suspect = false
+	p.heard = time.Now()
 	p.mu.Unlock()
 	switch jsx.String(m.Get("t")) {
 	case agentproto.TypeStatus:
@@ -384,10 +385,11 @@ func (s *agentStream) signal() {
 	}
 }
 
-// Next returns the next block, waiting at most the agent deadline for the
-// first one and four times that for each next one (an agent that has been
-// streaming and stalls is more likely busy than gone). A missed deadline
-// fails the stream and makes the agent suspect.
+// Next returns the next block, waiting for the first one until the agent
+// has been silent for the agent deadline, and four times that for each
+// next one (an agent that has been streaming and stalls is more likely
+// busy than gone). A missed deadline fails the stream and makes the agent
+// suspect.
 func (s *agentStream) Next() (node.Block, error) {
 	d := s.timeout
 	s.mu.Lock()
@@ -440,16 +442,16 @@ func (s *agentStream) Next() (node.Block, error) {
 		case <-s.ctx.Done():
 			return node.Block{}, s.ctx.Err()
 		case <-expired:
-			if s.wantKey != "" {
-				// Wanted blocks share the agent's answers: while it
-				// delivers some, the others are waiting their turn.
-				s.p.mu.Lock()
-				since := time.Since(s.p.wantGot)
-				s.p.mu.Unlock()
-				if since < d {
-					timer.Reset(d - since)
-					continue
-				}
+			// The deadline is on the agent's silence, not on this
+			// request: while it sends anything (other requests' blocks,
+			// its progress while its peers deliver), this one is
+			// waiting its turn on a busy or slow machine.
+			s.p.mu.Lock()
+			since := time.Since(s.p.heard)
+			s.p.mu.Unlock()
+			if since < d {
+				timer.Reset(d - since)
+				continue
 			}
 			s.p.mu.Lock()
 			s.p.suspect = true
@@ -602,9 +604,6 @@ func (p *agentPort) wanted(id uint64, m js.Value) {
 	var got []delivery
 	var failed []*agentStream
 	p.mu.Lock()
-	if len(blocks) > 0 {
-		p.wantGot = time.Now()
-	}
 	for _, b := range blocks {
 		k := b.Cid.KeyString()
 		for _, s := range p.waiting[k] {
