@@ -211,23 +211,11 @@ func (c *Client) PublishRecord(ctx context.Context, rec *node.RootRecord) error 
 	return err
 }
 
-// iceKeep is how long an ice answer without TURN credentials (STUN only)
-// is kept before the relay is asked again.
-const iceKeep = 10 * time.Minute
-
 // ICEServers asks the relay for its STUN servers and, when it runs TURN,
 // TURN servers with the connection's short-lived credentials (the TURN
-// credentials request). An answer is kept and returned again until half of
-// its credentials' remaining lifetime has passed (iceKeep without TURN), so
-// calling it before every peer connection costs no round trip. Errors:
-// ctx's error, relay.ErrClosed, relay.ErrDisconnected.
+// credentials request): the same ones each time until half of their
+// lifetime is left. Errors: ctx's error, relay.ErrClosed, relay.ErrDisconnected.
 func (c *Client) ICEServers(ctx context.Context) (ICEServers, error) {
-	c.iceMu.Lock()
-	defer c.iceMu.Unlock()
-	now := time.Now()
-	if now.Before(c.iceUntil) {
-		return c.ice, nil
-	}
 	r, err := c.request(ctx, &relay.Message{Type: relay.TypeICE})
 	if err != nil {
 		return ICEServers{}, err
@@ -236,10 +224,34 @@ func (c *Client) ICEServers(ctx context.Context) (ICEServers, error) {
 		return ICEServers{}, fmt.Errorf("ice answered with %q: %w", r.Type, relay.ErrBadMessage)
 	}
 	out := ICEServers{Servers: r.Servers}
-	c.ice, c.iceUntil = out, now.Add(iceKeep)
 	if r.Expires > 0 {
 		out.Expires = time.Unix(r.Expires, 0)
-		c.ice, c.iceUntil = out, now.Add(out.Expires.Sub(now)/2)
+	}
+	return out, nil
+}
+
+// iceKeep is how long CachedICEServers keeps an answer without TURN
+// credentials (STUN only).
+const iceKeep = 10 * time.Minute
+
+// CachedICEServers is ICEServers, but keeps an answer and returns it again
+// until half of its credentials' remaining lifetime has passed (iceKeep
+// without TURN), so asking before every peer connection costs no round
+// trip to the relay. Errors: those of ICEServers.
+func (c *Client) CachedICEServers(ctx context.Context) (ICEServers, error) {
+	c.iceMu.Lock()
+	defer c.iceMu.Unlock()
+	now := time.Now()
+	if now.Before(c.iceUntil) {
+		return c.ice, nil
+	}
+	out, err := c.ICEServers(ctx)
+	if err != nil {
+		return ICEServers{}, err
+	}
+	c.ice, c.iceUntil = out, now.Add(iceKeep)
+	if !out.Expires.IsZero() {
+		c.iceUntil = now.Add(out.Expires.Sub(now) / 2)
 	}
 	return out, nil
 }

@@ -296,7 +296,7 @@ func (g gate) ServeConn(ctx context.Context, peer string, c exchange.Conn) error
 // relay's ice answer (the relay client keeps it while its credentials are
 // fresh).
 func (p *Peer) relayICE(ctx context.Context) ([]webrtc.ICEServer, error) {
-	a, err := p.Relay.ICEServers(ctx)
+	a, err := p.Relay.CachedICEServers(ctx)
 	if err != nil {
 		return nil, err
 	}

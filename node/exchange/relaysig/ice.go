@@ -9,12 +9,12 @@ import (
 )
 
 // ICESource returns an exchange.TransportConfig.ICESource that takes STUN
-// and TURN servers from the relay's ice answer (Client.ICEServers, which
-// keeps an answer while its credentials are fresh). Errors: those of
+// and TURN servers from the relay's ice answer (Client.CachedICEServers:
+// kept while its credentials are fresh). Errors: those of
 // Client.ICEServers.
 func ICESource(c *relayclient.Client) func(context.Context) ([]webrtc.ICEServer, error) {
 	return func(ctx context.Context) ([]webrtc.ICEServer, error) {
-		a, err := c.ICEServers(ctx)
+		a, err := c.CachedICEServers(ctx)
 		if err != nil {
 			return nil, err
 		}
