@@ -3,7 +3,7 @@
 GO ?= go
 BIN := bin/hearth
 
-.PHONY: all build test bench bench-relay bench-browser demo e2e vet clean wasm test-wasm test-browser
+.PHONY: all build test bench bench-relay bench-browser demo e2e vet clean wasm test-wasm test-browser netlab
 
 all: build
 
@@ -44,6 +44,12 @@ wasm:
 # Wasm unit tests, under Node.
 test-wasm:
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 10m -exec="$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" ./wasm/... ./js/jsconfig/ ./node/ ./node/exchange/ ./relay/client/ ./internal/logx/
+
+# The network lab: namespaces, NATs, delayed and shaped links, and the
+# tests that run peers through them (needs root, veth and /dev/net/tun; as
+# part of `make test` these skip, saying why, where the machine lacks them).
+netlab:
+	$(GO) test -count=1 -v -timeout 10m ./internal/netlab/
 
 # Browser end-to-end tests (headless Chromium in a network namespace; they
 # build their own wasm first and skip when Chromium or unshare is missing).

@@ -75,7 +75,7 @@ func getRelay(cmd *cobra.Command, storeDir, relayURL, from, arg, out string, tim
 	log.Info("root record", "site", site.String(), "seq", rec.Seq, "root", rec.Root.String(), "published", rec.Published)
 
 	sig := relaysig.New(rc, log)
-	tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Logger: log})
+	tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, ICESource: relaysig.ICESource(rc), Logger: log})
 	if err != nil {
 		return err
 	}

@@ -260,7 +260,7 @@ func startSwarmFetch(ctx context.Context, st node.Blockstore, site node.SiteID, 
 		return nil, fmt.Errorf("connecting to the relay: %w", err)
 	}
 	sig := relaysig.New(rc, slog.Default())
-	tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Logger: slog.Default()})
+	tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, ICESource: relaysig.ICESource(rc), Logger: slog.Default()})
 	if err != nil {
 		rc.Close()
 		return nil, err

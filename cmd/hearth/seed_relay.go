@@ -82,7 +82,7 @@ func (rf *seedRelayFlags) wire(site node.SiteID, st seedStore, s *seeder.Seeder,
 		}
 		defer rc.Close()
 		sig := relaysig.New(rc, log)
-		tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv, Logger: log})
+		tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv, ICESource: relaysig.ICESource(rc), Logger: log})
 		if err != nil {
 			return err
 		}

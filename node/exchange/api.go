@@ -46,9 +46,13 @@ func newAPI(cfg *TransportConfig, t *Transport) (*webrtc.API, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	n, err := stdnet.NewNet()
-	if err != nil {
-		return nil, err
+	n := cfg.Net
+	if n == nil {
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		n = std
 	}
 	se.SetNet(&bufferedNet{Net: n, size: cfg.UDPBuffer})
 	// Data only: no codecs, and none of the default media interceptors
@@ -67,7 +71,7 @@ func newAPI(cfg *TransportConfig, t *Transport) (*webrtc.API, error) {
 // descheduled, and every drop costs an SCTP retransmission and a halved
 // congestion window (README.md, "Tuning").
 type bufferedNet struct {
-	*stdnet.Net
+	transport.Net
 	size int
 }
 

@@ -15,11 +15,12 @@ import (
 // the channel's send queue is above sendHighWater, and resume when pion
 // reports it drained to sendLowWater.
 type rtcConn struct {
-	t   *Transport
-	pc  *webrtc.PeerConnection
-	dc  *webrtc.DataChannel
-	raw datachannel.ReadWriteCloser
-	buf []byte
+	peer string // the peer's ID
+	t    *Transport
+	pc   *webrtc.PeerConnection
+	dc   *webrtc.DataChannel
+	raw  datachannel.ReadWriteCloser
+	buf  []byte
 
 	wmu    sync.Mutex
 	low    chan struct{}
@@ -30,12 +31,13 @@ type rtcConn struct {
 // detach detaches dc; it runs in dc's OnOpen, as pion requires.
 func detach(dc *webrtc.DataChannel) (any, error) { return dc.Detach() }
 
-func newRTCConn(t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, detached any) (*rtcConn, error) {
+func newRTCConn(peer string, t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, detached any) (*rtcConn, error) {
 	raw, ok := detached.(datachannel.ReadWriteCloser)
 	if !ok {
 		return nil, fmt.Errorf("data channel not detached: %w", ErrClosed)
 	}
 	c := &rtcConn{
+		peer:   peer,
 		t:      t,
 		pc:     pc,
 		dc:     dc,

@@ -21,6 +21,7 @@ const maxQueuedBytes = 64 << 20
 // keep their order (pion's own OnMessage starts a goroutine per message,
 // which does not).
 type rtcConn struct {
+	peer  string // the peer's ID
 	t     *Transport
 	pc    *webrtc.PeerConnection
 	dc    *webrtc.DataChannel
@@ -44,8 +45,9 @@ type rtcConn struct {
 // message events itself.
 func detach(*webrtc.DataChannel) (any, error) { return nil, nil }
 
-func newRTCConn(t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, _ any) (*rtcConn, error) {
+func newRTCConn(peer string, t *Transport, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, _ any) (*rtcConn, error) {
 	c := &rtcConn{
+		peer:   peer,
 		t:      t,
 		pc:     pc,
 		dc:     dc,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/hearthcdn/hearth/internal/logx"
@@ -25,6 +26,16 @@ type TransportConfig struct {
 	Handler Handler
 	// ICEServers are the STUN and TURN servers to gather candidates with.
 	ICEServers []webrtc.ICEServer
+	// ICESource, if set, is asked for more STUN and TURN servers before
+	// each peer connection, such as the relay's ice answer (whose TURN
+	// credentials expire): relaysig.ICESource. Its servers are used with
+	// ICEServers; when it fails (within iceSourceTimeout), ICEServers alone.
+	ICESource func(context.Context) ([]webrtc.ICEServer, error)
+	// Net is the network that ICE gathers interfaces of and opens its
+	// sockets in (host, server-reflexive and TURN); nil is the host's. A
+	// network namespace's (internal/netlab) puts a peer behind its NAT.
+	// Native only.
+	Net transport.Net
 	// IncludeLoopback also gathers 127.0.0.1 candidates (for peers on the
 	// same host, such as a browser test). Native only.
 	IncludeLoopback bool
@@ -389,10 +400,29 @@ type setup struct {
 	held      []webrtc.ICECandidateInit // local candidates gathered before the description was sent
 }
 
+// iceSourceTimeout bounds the wait on TransportConfig.ICESource.
+const iceSourceTimeout = 3 * time.Second
+
+// iceServers is ICEServers with those of ICESource added.
+func (t *Transport) iceServers(ctx context.Context) []webrtc.ICEServer {
+	servers := t.cfg.ICEServers
+	if t.cfg.ICESource == nil {
+		return servers
+	}
+	ctx, cancel := context.WithTimeout(ctx, iceSourceTimeout)
+	defer cancel()
+	more, err := t.cfg.ICESource(ctx)
+	if err != nil {
+		t.log.Debug("exchange: no ICE servers from the source", "err", err)
+		return servers
+	}
+	return append(append([]webrtc.ICEServer(nil), servers...), more...)
+}
+
 // newSetup creates the peer connection and the negotiated data channel
 // (id 0 on both sides: no in-band open handshake, one round trip saved).
-func (s *session) newSetup() (*setup, error) {
-	pc, err := s.t.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.t.cfg.ICEServers})
+func (s *session) newSetup(ctx context.Context) (*setup, error) {
+	pc, err := s.t.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.t.iceServers(ctx)})
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -542,7 +572,7 @@ func (st *setup) run(ctx context.Context) (Conn, error) {
 			if st.rawErr != nil {
 				return nil, fmt.Errorf("detaching data channel: %w", st.rawErr)
 			}
-			c, err := newRTCConn(st.s.t, st.pc, st.dc, st.raw)
+			c, err := newRTCConn(st.s.key.peer, st.s.t, st.pc, st.dc, st.raw)
 			if err != nil {
 				return nil, err
 			}
@@ -559,7 +589,7 @@ func (st *setup) run(ctx context.Context) (Conn, error) {
 
 func (s *session) dial(ctx context.Context) (Conn, error) {
 	defer s.t.removeSession(s)
-	st, err := s.newSetup()
+	st, err := s.newSetup(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -588,7 +618,7 @@ func (s *session) dial(ctx context.Context) (Conn, error) {
 
 func (s *session) accept(ctx context.Context) (Conn, error) {
 	defer s.t.removeSession(s)
-	st, err := s.newSetup()
+	st, err := s.newSetup(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -230,6 +230,32 @@ func (c *Client) ICEServers(ctx context.Context) (ICEServers, error) {
 	return out, nil
 }
 
+// iceKeep is how long CachedICEServers keeps an answer without TURN
+// credentials (STUN only).
+const iceKeep = 10 * time.Minute
+
+// CachedICEServers is ICEServers, but keeps an answer and returns it again
+// until half of its credentials' remaining lifetime has passed (iceKeep
+// without TURN), so asking before every peer connection costs no round
+// trip to the relay. Errors: those of ICEServers.
+func (c *Client) CachedICEServers(ctx context.Context) (ICEServers, error) {
+	c.iceMu.Lock()
+	defer c.iceMu.Unlock()
+	now := time.Now()
+	if now.Before(c.iceUntil) {
+		return c.ice, nil
+	}
+	out, err := c.ICEServers(ctx)
+	if err != nil {
+		return ICEServers{}, err
+	}
+	c.ice, c.iceUntil = out, now.Add(iceKeep)
+	if !out.Expires.IsZero() {
+		c.iceUntil = now.Add(out.Expires.Sub(now) / 2)
+	}
+	return out, nil
+}
+
 // IsRefusal reports whether err is the relay refusing a request (as opposed
 // to the connection failing or ctx ending); errors.Is tells which refusal.
 func IsRefusal(err error) bool { return isRefusal(err) && !errors.Is(err, relay.ErrDisconnected) }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,10 @@ type Config struct {
 	// OnState, if set, is called on every state change, from the client's
 	// goroutine: it must not block.
 	OnState func(State)
+	// NetDial, if set, opens the TCP connections to the relay (the shape of
+	// net.Dialer.DialContext), such as one from a network namespace
+	// (internal/netlab); nil is the host's. Native only.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Client is a connection to a relay that survives disconnections: it
@@ -114,6 +119,10 @@ type Client struct {
 	state    State
 	announce *relay.Message            // the announcement to restore, or nil
 	subs     map[node.SiteID]*siteSubs // subscriptions to restore
+
+	iceMu    sync.Mutex // held while asking for ICE servers: one request at a time
+	ice      ICEServers // the last ice answer
+	iceUntil time.Time  // when to ask again
 }
 
 // New starts a client connecting to cfg.URL in the background; it returns

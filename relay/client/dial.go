@@ -4,13 +4,20 @@ package relayclient
 
 import (
 	"context"
+	"net"
+	"net/http"
 
 	"github.com/coder/websocket"
 )
 
-// dial opens a WebSocket to url with http.DefaultClient, compression off.
-func dial(ctx context.Context, url string) (wsConn, error) {
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+// dial opens a WebSocket to url with http.DefaultClient (or, with netDial,
+// a client whose connections it opens), compression off.
+func dial(ctx context.Context, url string, netDial func(context.Context, string, string) (net.Conn, error)) (wsConn, error) {
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}
+	if netDial != nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: netDial}}
+	}
+	ws, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,7 +18,7 @@ var errWSClosed = errors.New("WebSocket closed")
 
 // dial opens the browser's WebSocket to url (an http(s) scheme becomes
 // ws(s)) and waits, up to ctx, for it to open.
-func dial(ctx context.Context, url string) (wsConn, error) {
+func dial(ctx context.Context, url string, _ func(context.Context, string, string) (net.Conn, error)) (wsConn, error) {
 	if rest, ok := strings.CutPrefix(url, "http://"); ok {
 		url = "ws://" + rest
 	} else if rest, ok := strings.CutPrefix(url, "https://"); ok {

@@ -44,7 +44,7 @@ func dialFake(t *testing.T, url string) (*browserConn, js.Value) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dial(ctx, url)
+	c, err := dial(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
@@ -154,12 +154,12 @@ func TestBrowserConnPeerClose(t *testing.T) {
 
 func TestBrowserDialFailures(t *testing.T) {
 	withFakeWebSocket(t)
-	if _, err := dial(context.Background(), "ws://refuse.test/ws"); err == nil {
+	if _, err := dial(context.Background(), "ws://refuse.test/ws", nil); err == nil {
 		t.Fatal("refused dial succeeded")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := dial(ctx, "ws://hang.test/ws"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := dial(ctx, "ws://hang.test/ws", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("hanging dial: %v", err)
 	}
 	if cw := js.Global().Get("lastFakeWS").Get("closedWith"); cw.IsNull() {

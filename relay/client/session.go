@@ -32,7 +32,7 @@ type session struct {
 func (c *Client) connect() (wasReady bool, err error) {
 	dctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
-	ws, err := dial(dctx, c.cfg.URL)
+	ws, err := dial(dctx, c.cfg.URL, c.cfg.NetDial)
 	if err != nil {
 		return false, fmt.Errorf("dialling relay: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/logging"
+	"github.com/pion/transport/v4"
 	"github.com/pion/turn/v5"
 
 	"github.com/hearthcdn/hearth/relay"
@@ -70,6 +71,10 @@ type TURNConfig struct {
 	RelayBind string
 	// MinPort and MaxPort bound the relayed sockets' ports; 0 means any.
 	MinPort, MaxPort uint16
+	// Net is the network relayed sockets are opened in (pion's
+	// transport.Net, such as a network namespace's in internal/netlab);
+	// nil is the host's.
+	Net transport.Net
 	// AllowPrivatePeers lets clients relay to loopback, private, link-local
 	// and CGNAT addresses. Off by default: a TURN server that relays into
 	// its own network is an open door. Tests on 127.0.0.1 turn it on. The
@@ -155,10 +160,10 @@ func NewTURN(cfg TURNConfig) (*TURN, error) {
 				return nil, fmt.Errorf("TURN ports %d-%d: %w", cfg.MinPort, cfg.MaxPort, relay.ErrBadConfig)
 			}
 			pc.RelayAddressGenerator = &turn.RelayAddressGeneratorPortRange{
-				RelayAddress: cfg.RelayIP, Address: cfg.RelayBind, MinPort: cfg.MinPort, MaxPort: cfg.MaxPort,
+				RelayAddress: cfg.RelayIP, Address: cfg.RelayBind, MinPort: cfg.MinPort, MaxPort: cfg.MaxPort, Net: cfg.Net,
 			}
 		} else {
-			pc.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind}
+			pc.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind, Net: cfg.Net}
 		}
 		t.own = newOwnAddrs(&cfg)
 		allowPrivate := cfg.AllowPrivatePeers

@@ -14,10 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 
 	cid "github.com/ipfs/go-cid"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/hearthcdn/hearth/internal/logx"
@@ -38,8 +40,14 @@ type Config struct {
 	Key ed25519.PrivateKey
 	// Site is the site fetched and served.
 	Site node.SiteID
-	// ICEServers are the STUN and TURN servers.
+	// ICEServers are STUN and TURN servers used besides those of the
+	// relay's ice answer, which the peer always asks for.
 	ICEServers []webrtc.ICEServer
+	// Net and NetDial put the peer in another network (a network namespace
+	// of internal/netlab): Net for ICE, NetDial for the relay connection.
+	// Nil: the host's. Native only.
+	Net     transport.Net
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// LoopbackOnly limits ICE to 127.0.0.1 (native tests).
 	LoopbackOnly bool
 
@@ -93,7 +101,7 @@ func Start(cfg Config) (*Peer, error) {
 	if cfg.Role == "" {
 		cfg.Role = relay.RoleTab
 	}
-	rc, err := relayclient.New(relayclient.Config{URL: cfg.RelayURL, Key: cfg.Key, Logger: cfg.Logger})
+	rc, err := relayclient.New(relayclient.Config{URL: cfg.RelayURL, Key: cfg.Key, Logger: cfg.Logger, NetDial: cfg.NetDial})
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +124,8 @@ func Start(cfg Config) (*Peer, error) {
 		Signaler:     exchange.SignalerFunc(p.signal),
 		Handler:      handler,
 		ICEServers:   cfg.ICEServers,
+		ICESource:    p.relayICE,
+		Net:          cfg.Net,
 		LoopbackOnly: cfg.LoopbackOnly,
 		Logger:       cfg.Logger,
 	})
@@ -280,4 +290,19 @@ func (g gate) Release(peer string) { g.p.Server.Release(peer) }
 
 func (g gate) ServeConn(ctx context.Context, peer string, c exchange.Conn) error {
 	return g.p.Server.ServeConn(ctx, peer, c)
+}
+
+// relayICE is the transport's ICESource: the STUN and TURN servers of the
+// relay's ice answer (the relay client keeps it while its credentials are
+// fresh).
+func (p *Peer) relayICE(ctx context.Context) ([]webrtc.ICEServer, error) {
+	a, err := p.Relay.CachedICEServers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	servers := make([]webrtc.ICEServer, 0, len(a.Servers))
+	for _, s := range a.Servers {
+		servers = append(servers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return servers, nil
 }

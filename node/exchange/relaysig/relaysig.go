@@ -8,7 +8,8 @@
 //
 //	rc, _ := relayclient.New(relayclient.Config{URL: relayURL, Key: nodeKey})
 //	sig := relaysig.New(rc, log)
-//	tr, _ := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv /* seeder; nil for a fetcher */})
+//	tr, _ := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv, /* seeder; nil for a fetcher */
+//		ICESource: relaysig.ICESource(rc)}) // STUN and TURN from the relay's ice answer
 //	go sig.Run(ctx, tr) // relay signals → tr.HandleSignal
 //	f, _ := exchange.NewFetcher(exchange.FetcherConfig{Site: site.String(), Dialer: tr, Finder: sig, Store: st})
 package relaysig
