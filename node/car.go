@@ -4,6 +4,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,26 +12,41 @@ import (
 	cid "github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
+	"github.com/multiformats/go-multihash"
 )
 
-// CARWriter streams a CARv1 (https://ipld.io/specs/transport/car/carv1/)
-// with go-car. Duplicate blocks are written once.
+// CARWriter streams a CARv1 (https://ipld.io/specs/transport/car/carv1/):
+// the header with go-car, then one section per Put, written at once. It
+// keeps no index of what it wrote, so its memory does not grow with the
+// CAR: callers write each block once (Traverse emits each once). Blocks
+// with identity-hashed CIDs are left out, as go-car leaves them out: their
+// bytes are in their CIDs.
 type CARWriter struct {
-	w storage.WritableCar
+	w   io.Writer
+	buf []byte
 }
 
 // NewCARWriter writes the CARv1 header naming roots to w.
 func NewCARWriter(w io.Writer, roots ...cid.Cid) (*CARWriter, error) {
-	wc, err := storage.NewWritable(w, roots, car.WriteAsCarV1(true))
-	if err != nil {
+	if _, err := storage.NewWritable(w, roots, car.WriteAsCarV1(true)); err != nil {
 		return nil, fmt.Errorf("writing CAR header: %w", err)
 	}
-	return &CARWriter{w: wc}, nil
+	return &CARWriter{w: w}, nil
 }
 
-// Put writes one block section.
+// Put writes one block section: the varint length of CID and data, the
+// CID's bytes, the data. Errors are the writer's.
 func (cw *CARWriter) Put(ctx context.Context, b Block) error {
-	if err := cw.w.Put(ctx, b.Cid.KeyString(), b.Data); err != nil {
+	if b.Cid.Prefix().MhType == multihash.IDENTITY {
+		return nil
+	}
+	k := b.Cid.KeyString() // the CID's bytes
+	cw.buf = binary.AppendUvarint(cw.buf[:0], uint64(len(k)+len(b.Data)))
+	cw.buf = append(cw.buf, k...)
+	if _, err := cw.w.Write(cw.buf); err != nil {
+		return fmt.Errorf("writing CAR block %s: %w", b.Cid, err)
+	}
+	if _, err := cw.w.Write(b.Data); err != nil {
 		return fmt.Errorf("writing CAR block %s: %w", b.Cid, err)
 	}
 	return nil

@@ -235,6 +235,57 @@ func TestReplicateTinyBlocksStreamed(t *testing.T) {
 	}
 }
 
+// lookupCounter is a Blockstore counting the lookups made of it.
+type lookupCounter struct {
+	node.Blockstore
+	n atomic.Int64
+}
+
+func (l *lookupCounter) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	l.n.Add(1)
+	return l.Blockstore.Has(ctx, c)
+}
+
+func (l *lookupCounter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	l.n.Add(1)
+	return l.Blockstore.Get(ctx, c)
+}
+
+func (l *lookupCounter) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	l.n.Add(1)
+	return l.Blockstore.GetSize(ctx, c)
+}
+
+// A streamed DAG is written as it arrives, with no store lookup per block
+// received: the lookups are a handful, whatever the number of blocks.
+func TestReplicateStreamLooksUpNoBlock(t *testing.T) {
+	src := node.NewMemStore()
+	dir := ft.EmptyDirNode()
+	dir.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256})
+	for i := range 2000 {
+		data := []byte(fmt.Sprintf("tiny block %06d", i))
+		c := mustRawCID(t, data)
+		_ = src.Put(context.Background(), c, data)
+		if err := dir.AddRawLink(fmt.Sprintf("f%06d", i), &ipld.Link{Size: 1, Cid: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = src.Put(context.Background(), dir.Cid(), dir.RawData())
+	srv, _ := serveStore(t, src)
+	fe, _ := gateway.NewFetcher([]string{srv.URL}, gateway.FetcherOptions{})
+	dst := &lookupCounter{Blockstore: node.NewMemStore()}
+	_, st, err := gateway.NewReplicator(fe, dst, gateway.ReplicatorOptions{}).Replicate(context.Background(), dir.Cid(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fetched != 2001 {
+		t.Fatalf("fetched %d blocks, want 2001", st.Fetched)
+	}
+	if n := dst.n.Load(); n > 10 {
+		t.Fatalf("%d store lookups for a streamed DAG of 2001 blocks; want a handful", n)
+	}
+}
+
 func mustRawCID(t *testing.T, data []byte) cid.Cid {
 	t.Helper()
 	h, err := mh.Sum(data, mh.SHA2_256, -1)

@@ -26,8 +26,9 @@ const subtreeFlushBlocks = 4096
 // subtree makes the store hold the whole DAG under c, streamed as one
 // dag-scope=all CAR from the sources in turn. Every block is verified and
 // must be the next one a depth-first, pre-order walk expects, or one that
-// walk already met (dups=n: the store has it); a block the store lacks is
-// written in durable batches, then reported to onStored. add is called once per block received, with
+// walk already met (dups=n: the store has it); every block received is
+// written in durable batches, then reported to onStored, without a lookup
+// per block. add is called once per block received, with
 // its length, before it is stored, and may stop the stream with an error.
 // Memory is bounded by one batch and the frontier, whatever the DAG's
 // size. It returns nil once the DAG under c is stored; an error wrapping
@@ -102,8 +103,13 @@ func (r *Replicator) subtreeFrom(ctx context.Context, s *source, root cid.Cid, a
 		return classifyRead(err)
 	}
 
+	// Every block received is written, without asking the store first:
+	// it has been downloaded already, and in the store (an LSM) a blind
+	// write costs less than the random lookup that could spare it, which
+	// for a DAG of many tiny blocks would be most of the replication's
+	// time. A block the store held is rewritten with the same bytes.
 	w := node.NewBatchWriter(r.bs, r.opts.BatchBytes)
-	w.SkipStored, w.OnStored = true, onStored
+	w.OnStored = onStored
 	// Keep what was verified even if the stream breaks later.
 	defer func() { _ = w.Flush(context.WithoutCancel(ctx)) }()
 	pending := 0
