@@ -60,10 +60,16 @@ func Binary(t testing.TB) string {
 // from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	RemoveBinary()
+	os.Exit(code)
+}
+
+// RemoveBinary removes what Binary built; a test binary whose TestMain
+// does not call Main calls it once its tests have run.
+func RemoveBinary() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
-	os.Exit(code)
 }
 
 // UseAssets makes Binary embed the browser client built in dir (by
