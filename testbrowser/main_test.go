@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hearthcdn/hearth/internal/harness"
 	"github.com/hearthcdn/hearth/js/jsbuild"
 )
 
@@ -53,6 +54,10 @@ func run(m *testing.M) int {
 	flag.Parse()
 	if os.Getenv(envInNetns) != "" {
 		assetsDir = os.Getenv(envAssets)
+		// Tests that run the hearth binary (package harness) get one that
+		// embeds these assets.
+		harness.UseAssets(assetsDir)
+		defer harness.RemoveBinary()
 		return m.Run()
 	}
 	if reason := prerequisites(); reason != "" {
