@@ -28,7 +28,9 @@ type CARWriter struct {
 
 // NewCARWriter writes the CARv1 header naming roots to w.
 func NewCARWriter(w io.Writer, roots ...cid.Cid) (*CARWriter, error) {
-	if _, err := storage.NewWritable(w, roots, car.WriteAsCarV1(true)); err != nil {
+	// Only the io.Writer: given a file (an io.WriterAt), go-car would
+	// leave room for a header it writes only when finalized.
+	if _, err := storage.NewWritable(struct{ io.Writer }{w}, roots, car.WriteAsCarV1(true)); err != nil {
 		return nil, fmt.Errorf("writing CAR header: %w", err)
 	}
 	return &CARWriter{w: w}, nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -166,11 +167,11 @@ func openSeedStore(dir string, cacheBytes int64) (*pebblestore.Store, error) {
 }
 
 // corruptingHandler makes a seeder lie, for tests of the clients' checks:
-// raw requests for block c get its bytes with the last one flipped.
+// block c is sent with its last byte flipped, alone (a raw request) or
+// inside a CAR stream (which is held whole to find it: tests only).
 func corruptingHandler(h http.Handler, g node.Getter, c cid.Cid) http.Handler {
-	target := "/ipfs/" + c.String()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != target || r.URL.Query().Get("format") != "raw" {
+		if !strings.HasPrefix(r.URL.Path, "/ipfs/") {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -179,13 +180,53 @@ func corruptingHandler(h http.Handler, g node.Getter, c cid.Cid) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		bad := append([]byte(nil), d...)
-		bad[len(bad)-1] ^= 0xff
-		w.Header().Set("Content-Type", gateway.MediaRaw)
-		w.Header().Set("Content-Length", strconv.Itoa(len(bad)))
-		_, _ = w.Write(bad)
+		if r.URL.Path == "/ipfs/"+c.String() && r.URL.Query().Get("format") == "raw" {
+			bad := append([]byte(nil), d...)
+			bad[len(bad)-1] ^= 0xff
+			w.Header().Set("Content-Type", gateway.MediaRaw)
+			w.Header().Set("Content-Length", strconv.Itoa(len(bad)))
+			_, _ = w.Write(bad)
+			return
+		}
+		if r.URL.Query().Get("format") != "car" && !strings.Contains(r.Header.Get("Accept"), "car") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		hw := &holdingWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(hw, r)
+		body := hw.body.Bytes()
+		key := []byte(c.KeyString())
+		// The CID's bytes also appear in its parent's links: flip the
+		// occurrence that the block's data follows.
+		for off := 0; off < len(body); {
+			i := bytes.Index(body[off:], key)
+			if i < 0 {
+				break
+			}
+			at := off + i + len(key)
+			if at+len(d) <= len(body) && bytes.Equal(body[at:at+len(d)], d) {
+				body[at+len(d)-1] ^= 0xff
+				break
+			}
+			off = off + i + 1
+		}
+		w.WriteHeader(hw.code)
+		_, _ = w.Write(body)
 	})
 }
+
+// holdingWriter holds a response's body until the handler returns; the
+// headers are the real writer's, and deadlines reach it through Unwrap.
+type holdingWriter struct {
+	http.ResponseWriter
+	code int
+	body bytes.Buffer
+}
+
+func (h *holdingWriter) WriteHeader(code int)        { h.code = code }
+func (h *holdingWriter) Write(p []byte) (int, error) { return h.body.Write(p) }
+func (h *holdingWriter) Flush()                      {}
+func (h *holdingWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // parseSize parses "" (0), a byte count, or a number with a unit: K, M,
 // G, T, KiB, MiB, GiB, TiB (powers of 1024) or KB, MB, GB, TB (powers of
