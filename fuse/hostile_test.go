@@ -1,6 +1,8 @@
 package fuse_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -49,4 +51,48 @@ func TestHostileDirectoryNotShown(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A file of ten distinct blocks whose levels link 174 times to one child
+// (3.1e17 bytes claimed): the mount stats it and reads 4 KiB at its start,
+// in its middle and at its end, reading a few blocks per read, not one per
+// leaf the file claims.
+func TestFileBombReads(t *testing.T) {
+	needFUSE(t)
+	d := dagtest.NewBuilder()
+	bomb, _ := d.FileBomb()
+	n, _, err := node.GetNode(context.Background(), d.Store, bomb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := d.Dir([]node.Link{{Cid: bomb, Name: "bomb"}})
+	// Each read walks at most ten blocks; the kernel may split a read or
+	// read ahead, and the listing and lookups read a few more.
+	cg := &dagtest.CountingGetter{G: d.Store, Budget: 1000}
+	_, mnt := mount(t, fuse.Options{Getter: cg, Root: root})
+
+	path := filepath.Join(mnt, "bomb")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(fi.Size()) != n.FileSize {
+		t.Fatalf("size %d, want %d", fi.Size(), n.FileSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want := bytes.Repeat([]byte("b"), 4096)
+	for _, off := range []int64{fi.Size() - 4096, fi.Size() / 3, 0} {
+		buf := make([]byte, 4096)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			t.Fatalf("reading at %d: %v (%d blocks read)", off, err, cg.Gets.Load())
+		}
+		if !bytes.Equal(buf, want) {
+			t.Fatalf("at %d: wrong bytes", off)
+		}
+	}
+	t.Logf("%d blocks read", cg.Gets.Load())
 }
