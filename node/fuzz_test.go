@@ -70,9 +70,9 @@ func FuzzCARReader(f *testing.F) {
 	f.Add(buf.Bytes()[:100])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst := node.NewMemStore()
-		_, n, _ := node.ImportCAR(context.Background(), dst, bytes.NewReader(data), 0)
-		if n != dst.Len() {
-			t.Fatalf("reported %d blocks, stored %d", n, dst.Len())
+		imp, _ := node.ImportCAR(context.Background(), dst, bytes.NewReader(data), 0)
+		if len(imp.Added) != dst.Len() {
+			t.Fatalf("reported %d blocks added, stored %d", len(imp.Added), dst.Len())
 		}
 		for c := range dst.AllKeys(context.Background()) {
 			d, _ := dst.Get(context.Background(), c)
