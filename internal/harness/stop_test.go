@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,4 +309,59 @@ func TestOriginStopsOnSIGTERM(t *testing.T) {
 	key := harness.NewKey(t)
 	stopsOnSIGTERM(t, dir, io.Discard, readMore(256<<20),
 		"origin", "--store", filepath.Join(dir, "store"), "--key", key.Path, "--site", site, "--listen", "127.0.0.1:0")
+}
+
+// `hearth origin` stops within a bounded time of SIGTERM while it sends a
+// 256 MiB file to a client that does not read: requests in flight get a
+// short grace, then their connections are closed.
+func TestOriginStopsWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	site := filepath.Join(dir, "site")
+	if err := os.Mkdir(site, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte("<h1>home</h1>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(site, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	key := harness.NewKey(t)
+	addrFile := filepath.Join(dir, "addr")
+	var conn net.Conn
+	t.Cleanup(func() {
+		if conn != nil {
+			conn.Close()
+		}
+	})
+	daemonStopsOnSIGTERM(t, dir, func(int) (bool, string) {
+		if conn == nil {
+			addr, err := os.ReadFile(addrFile)
+			if err != nil || len(addr) == 0 {
+				return false, fmt.Sprint("not listening yet: ", err)
+			}
+			c, err := net.Dial("tcp", strings.TrimSpace(string(addr)))
+			if err != nil {
+				return false, err.Error()
+			}
+			conn = c
+			// The request; of the answer, only its first bytes are read,
+			// which shows the origin is sending it.
+			if _, err := fmt.Fprintf(c, "GET /big.bin HTTP/1.1\r\nHost: origin\r\n\r\n"); err != nil {
+				return false, err.Error()
+			}
+			if _, err := io.ReadFull(c, make([]byte, 12)); err != nil {
+				return false, err.Error()
+			}
+		}
+		return true, ""
+	}, "origin", "--store", filepath.Join(dir, "store"), "--key", key.Path, "--site", site,
+		"--listen", "127.0.0.1:0", "--addr-file", addrFile)
 }
