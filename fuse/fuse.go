@@ -73,6 +73,11 @@ type FS struct {
 	rootCID cid.Cid
 
 	w *writer // nil when read-only
+
+	// stopping ends when Unmount starts, and with it every read, lookup
+	// and listing in flight, so none holds the mount busy.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // Mount mounts the DAG at dir and serves it until Unmount. dir must be an
@@ -91,6 +96,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 		opts.Name = "hearth"
 	}
 	f := &FS{opts: opts, rootCID: opts.Root}
+	f.stopping, f.stop = context.WithCancel(context.Background())
 	f.root = &dirNode{fsys: f, isRoot: true}
 	var mountOpts []string
 	if opts.Writable {
@@ -179,9 +185,11 @@ func (f *FS) SetRoot(c cid.Cid) {
 	_ = f.root.NotifyContent(0, 0)
 }
 
-// Unmount builds and commits pending changes (writable mounts), then
-// unmounts and waits for the server to stop.
+// Unmount ends the reads, lookups and listings in flight (EINTR), builds
+// and commits pending changes (writable mounts), then unmounts and waits
+// for the server to stop.
 func (f *FS) Unmount() error {
+	f.stop()
 	var cerr error
 	if f.w != nil {
 		cerr = f.w.stop()
@@ -196,8 +204,24 @@ func (f *FS) Unmount() error {
 // Wait blocks until the filesystem is unmounted (for example by fusermount -u).
 func (f *FS) Wait() { f.server.Wait() }
 
+// ctx bounds one operation: parent (the kernel's request), at most
+// ReadTimeout, and no longer than until Unmount starts.
 func (f *FS) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, f.opts.ReadTimeout)
+	ctx, cancel := context.WithTimeout(parent, f.opts.ReadTimeout)
+	unhook := context.AfterFunc(f.stopping, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
+}
+
+// errno is errno(err), but for an operation Unmount ended: EIO, not
+// EINTR, which callers such as Go's os package retry without end.
+func (f *FS) errno(err error) syscall.Errno {
+	if err != nil && f.stopping.Err() != nil {
+		return syscall.EIO
+	}
+	return errno(err)
 }
 
 // errno maps errors to what the kernel is told.
@@ -301,11 +325,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	dir, err := d.dir(ctx)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	l, err := node.Lookup(ctx, d.fsys.opts.Getter, dir, name)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	if l.Cid.Type() == node.CodecRaw {
 		// A raw leaf is the whole file: its size is the link's Tsize, and
@@ -315,7 +339,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	n, _, err := node.GetNode(ctx, d.fsys.opts.Getter, l.Cid)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	return d.child(ctx, n, out), 0
 }
@@ -346,14 +370,14 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	defer cancel()
 	n, err := d.dir(ctx)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	var out []fuse.DirEntry
 	changed := d.snapshotChanges()
 	if n != emptyDir {
 		for e, err := range node.Entries(ctx, d.fsys.opts.Getter, n) {
 			if err != nil {
-				return nil, errno(err)
+				return nil, d.fsys.errno(err)
 			}
 			if _, ok := changed[e.Name]; ok {
 				continue
@@ -483,7 +507,7 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	defer cancel()
 	out, err := f.readCommitted(ctx, n, dest, uint64(off))
 	if err != nil {
-		return nil, errno(err)
+		return nil, f.fsys.errno(err)
 	}
 	return fuse.ReadResultData(out), 0
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	cid "github.com/ipfs/go-cid"
 
@@ -95,4 +96,57 @@ func TestFileBombReads(t *testing.T) {
 		}
 	}
 	t.Logf("%d blocks read", cg.Gets.Load())
+}
+
+// stallingGetter answers the blocks of g it was told to, and holds every
+// other request until its context ends, reporting it on entered.
+type stallingGetter struct {
+	g       node.Getter
+	answer  map[string]bool
+	entered chan struct{}
+}
+
+func (s *stallingGetter) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if s.answer[c.KeyString()] {
+		return s.g.Get(ctx, c)
+	}
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// Unmount ends a read in flight: the reader gets an error at once instead
+// of waiting out ReadTimeout while the mount stays busy.
+func TestUnmountEndsReads(t *testing.T) {
+	needFUSE(t)
+	bs := node.NewMemStore()
+	leaf := dagtest.Raw([]byte("never served"))
+	root := dagtest.Dir(dagtest.Link("f", leaf))
+	dagtest.Put(t, bs, leaf, root)
+	g := &stallingGetter{g: bs, answer: map[string]bool{root.Cid.KeyString(): true}, entered: make(chan struct{}, 1)}
+	fsys, mnt := mount(t, fuse.Options{Getter: g, Root: root.Cid, ReadTimeout: time.Minute})
+
+	read := make(chan error, 1)
+	go func() { // owned here: the test receives from read below
+		_, err := os.ReadFile(filepath.Join(mnt, "f"))
+		read <- err
+	}()
+	<-g.entered
+	unmounted := make(chan struct{})
+	go func() { // owned here: the test waits for it below
+		defer close(unmounted)
+		_ = fsys.Unmount() // busy until the reader closes: the cleanup's Unmount tries again
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("read of a stalled block succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read still runs 10s after Unmount started")
+	}
+	<-unmounted
 }
