@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -74,6 +73,11 @@ type FS struct {
 	rootCID cid.Cid
 
 	w *writer // nil when read-only
+
+	// stopping ends when Unmount starts, and with it every read, lookup
+	// and listing in flight, so none holds the mount busy.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // Mount mounts the DAG at dir and serves it until Unmount. dir must be an
@@ -92,6 +96,7 @@ func Mount(dir string, opts Options) (*FS, error) {
 		opts.Name = "hearth"
 	}
 	f := &FS{opts: opts, rootCID: opts.Root}
+	f.stopping, f.stop = context.WithCancel(context.Background())
 	f.root = &dirNode{fsys: f, isRoot: true}
 	var mountOpts []string
 	if opts.Writable {
@@ -180,9 +185,11 @@ func (f *FS) SetRoot(c cid.Cid) {
 	_ = f.root.NotifyContent(0, 0)
 }
 
-// Unmount builds and commits pending changes (writable mounts), then
-// unmounts and waits for the server to stop.
+// Unmount ends the reads, lookups and listings in flight (EINTR), builds
+// and commits pending changes (writable mounts), then unmounts and waits
+// for the server to stop.
 func (f *FS) Unmount() error {
+	f.stop()
 	var cerr error
 	if f.w != nil {
 		cerr = f.w.stop()
@@ -197,8 +204,24 @@ func (f *FS) Unmount() error {
 // Wait blocks until the filesystem is unmounted (for example by fusermount -u).
 func (f *FS) Wait() { f.server.Wait() }
 
+// ctx bounds one operation: parent (the kernel's request), at most
+// ReadTimeout, and no longer than until Unmount starts.
 func (f *FS) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, f.opts.ReadTimeout)
+	ctx, cancel := context.WithTimeout(parent, f.opts.ReadTimeout)
+	unhook := context.AfterFunc(f.stopping, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+	}
+}
+
+// errno is errno(err), but for an operation Unmount ended: EIO, not
+// EINTR, which callers such as Go's os package retry without end.
+func (f *FS) errno(err error) syscall.Errno {
+	if err != nil && f.stopping.Err() != nil {
+		return syscall.EIO
+	}
+	return errno(err)
 }
 
 // errno maps errors to what the kernel is told.
@@ -302,11 +325,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	dir, err := d.dir(ctx)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	l, err := node.Lookup(ctx, d.fsys.opts.Getter, dir, name)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	if l.Cid.Type() == node.CodecRaw {
 		// A raw leaf is the whole file: its size is the link's Tsize, and
@@ -316,7 +339,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	n, _, err := node.GetNode(ctx, d.fsys.opts.Getter, l.Cid)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	return d.child(ctx, n, out), 0
 }
@@ -347,14 +370,14 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	defer cancel()
 	n, err := d.dir(ctx)
 	if err != nil {
-		return nil, errno(err)
+		return nil, d.fsys.errno(err)
 	}
 	var out []fuse.DirEntry
 	changed := d.snapshotChanges()
 	if n != emptyDir {
 		for e, err := range node.Entries(ctx, d.fsys.opts.Getter, n) {
 			if err != nil {
-				return nil, errno(err)
+				return nil, d.fsys.errno(err)
 			}
 			if _, ok := changed[e.Name]; ok {
 				continue
@@ -408,10 +431,8 @@ type fileNode struct {
 	writers int      // open handles that may write
 	dirty   bool     // scratch differs from n
 
-	rmu      sync.Mutex
-	leaves   []node.Segment // n's pieces, loaded on first read
-	leavesOf cid.Cid
-	last     node.Block // the last leaf read: FUSE reads a leaf in several calls
+	rmu    sync.Mutex
+	recent recentBlocks // the blocks the last reads of n walked
 }
 
 var (
@@ -486,43 +507,66 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	defer cancel()
 	out, err := f.readCommitted(ctx, n, dest, uint64(off))
 	if err != nil {
-		return nil, errno(err)
+		return nil, f.fsys.errno(err)
 	}
 	return fuse.ReadResultData(out), 0
 }
 
-// readCommitted reads from the DAG n into dest at file offset off, using the
-// leaf list (interior nodes read once per file) and a one-leaf cache.
+// readCommitted reads bytes [off, off+len(dest)) of the DAG n into dest,
+// walking only the nodes that hold them (node.WriteFile), so a read costs
+// the blocks it touches, whatever size the file's links claim. The last
+// blocks read are kept: FUSE reads a leaf in several calls.
 func (f *fileNode) readCommitted(ctx context.Context, n *node.Node, dest []byte, off uint64) ([]byte, error) {
 	f.rmu.Lock()
 	defer f.rmu.Unlock()
-	if !f.leavesOf.Equals(n.Cid) {
-		leaves, err := node.FileLeaves(ctx, f.fsys.opts.Getter, n)
+	f.recent.g = f.fsys.opts.Getter
+	end := min(off+uint64(len(dest)), n.FileSize)
+	if n.Kind == node.KindRaw && n.Data == nil {
+		// A raw leaf looked up by its link: its bytes are read now, and
+		// must be as many as the link claimed.
+		leaf, _, err := node.GetNode(ctx, &f.recent, n.Cid)
 		if err != nil {
 			return nil, err
 		}
-		f.leaves, f.leavesOf, f.last = leaves, n.Cid, node.Block{}
-	}
-	end := min(off+uint64(len(dest)), n.FileSize)
-	out := dest[:0]
-	i := sort.Search(len(f.leaves), func(i int) bool { return f.leaves[i].FileOffset+f.leaves[i].Len > off })
-	for ; i < len(f.leaves) && f.leaves[i].FileOffset < end; i++ {
-		seg := f.leaves[i]
-		if !f.last.Cid.Equals(seg.Cid) {
-			ln, _, err := node.GetNode(ctx, f.fsys.opts.Getter, seg.Cid)
-			if err != nil {
-				return nil, err
-			}
-			if uint64(len(ln.Data)) != seg.Len {
-				return nil, fmt.Errorf("leaf %s holds %d bytes, parent says %d: %w", seg.Cid, len(ln.Data), seg.Len, node.ErrBadNode)
-			}
-			f.last = node.Block{Cid: seg.Cid, Data: ln.Data}
+		if leaf.FileSize != n.FileSize {
+			return nil, fmt.Errorf("leaf %s holds %d bytes, its link says %d: %w", n.Cid, leaf.FileSize, n.FileSize, node.ErrBadNode)
 		}
-		s := max(off, seg.FileOffset) - seg.FileOffset
-		e := min(end, seg.FileOffset+seg.Len) - seg.FileOffset
-		out = append(out, f.last.Data[s:e]...)
+		n = leaf
 	}
-	return out, nil
+	w := sliceWriter{buf: dest[:0]}
+	if err := node.WriteFile(ctx, &f.recent, n, off, end, &w); err != nil {
+		return nil, err
+	}
+	return w.buf, nil
+}
+
+// recentBlocks is a node.Getter over g that keeps the last recentCount
+// blocks it returned: the path from a file's root to the leaf being read,
+// which the next read of the same region walks again.
+type recentBlocks struct {
+	g      node.Getter
+	blocks [recentCount]node.Block
+	next   int // the slot the next block fills
+}
+
+// recentCount is how many blocks a file keeps between reads: a file DAG of
+// the importer's shape is at most a few levels deep.
+const recentCount = 4
+
+// Get implements node.Getter.
+func (r *recentBlocks) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	for _, b := range r.blocks {
+		if b.Data != nil && b.Cid.Equals(c) {
+			return b.Data, nil
+		}
+	}
+	data, err := r.g.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	r.blocks[r.next] = node.Block{Cid: c, Data: data}
+	r.next = (r.next + 1) % recentCount
+	return data, nil
 }
 
 type sliceWriter struct{ buf []byte }

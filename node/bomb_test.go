@@ -11,9 +11,9 @@ import (
 	cid "github.com/ipfs/go-cid"
 	"github.com/spaolacci/murmur3"
 
+	"github.com/hearthcdn/hearth/internal/dagtest"
 	"github.com/hearthcdn/hearth/node"
 	"github.com/hearthcdn/hearth/node/importer"
-	"github.com/hearthcdn/hearth/node/internal/dagtest"
 )
 
 // traverseCounting runs Traverse over g with a block budget and returns the
@@ -215,21 +215,21 @@ func TestHAMTPositions(t *testing.T) {
 	}
 	a, b := nameAt(t, 4, 0, 1), nameAt(t, 4, 0, 2)
 	c := nameAt(t, 4, 3)
-	sub := d.Shard(4, []dagtest.Link{{Cid: leaf, Name: "1" + a}, {Cid: leaf, Name: "2" + b}})
-	good := d.Shard(4, []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "3" + c}})
+	sub := d.Shard(4, []node.Link{{Cid: leaf, Name: "1" + a}, {Cid: leaf, Name: "2" + b}})
+	good := d.Shard(4, []node.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "3" + c}})
 	if names, err := list(good); err != nil || fmt.Sprint(names) != fmt.Sprint([]string{a, b, c}) {
 		t.Fatalf("well-placed HAMT: %v, %v", names, err)
 	}
 	for _, tc := range []struct {
 		name  string
-		links []dagtest.Link
+		links []node.Link
 	}{
-		{"sub-shard at the wrong slot", []dagtest.Link{{Cid: sub, Name: "1"}, {Cid: leaf, Name: "3" + c}}},
-		{"entry at the wrong slot", []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "2" + c}}},
-		{"name in two shards", []dagtest.Link{{Cid: leaf, Name: "0" + a}, {Cid: sub, Name: "0"}}},
-		{"shard linked twice", []dagtest.Link{{Cid: sub, Name: "0"}, {Cid: sub, Name: "1"}}},
-		{"slot beyond the fanout", []dagtest.Link{{Cid: leaf, Name: "4" + c}}},
-		{"slot not hex", []dagtest.Link{{Cid: leaf, Name: "g" + c}}},
+		{"sub-shard at the wrong slot", []node.Link{{Cid: sub, Name: "1"}, {Cid: leaf, Name: "3" + c}}},
+		{"entry at the wrong slot", []node.Link{{Cid: sub, Name: "0"}, {Cid: leaf, Name: "2" + c}}},
+		{"name in two shards", []node.Link{{Cid: leaf, Name: "0" + a}, {Cid: sub, Name: "0"}}},
+		{"shard linked twice", []node.Link{{Cid: sub, Name: "0"}, {Cid: sub, Name: "1"}}},
+		{"slot beyond the fanout", []node.Link{{Cid: leaf, Name: "4" + c}}},
+		{"slot not hex", []node.Link{{Cid: leaf, Name: "g" + c}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			names, err := list(d.Shard(4, tc.links))
@@ -247,9 +247,9 @@ func TestHAMTPositions(t *testing.T) {
 	}
 	// A shard linked at two slots whose entries fit the first position is
 	// refused at the second.
-	deep := d.Shard(4, []dagtest.Link{{Cid: leaf, Name: "0" + nameAt(t, 4, 0, 0, 0)}})
-	mid := d.Shard(4, []dagtest.Link{{Cid: deep, Name: "0"}, {Cid: deep, Name: "1"}})
-	if _, err := list(d.Shard(4, []dagtest.Link{{Cid: mid, Name: "0"}})); !errors.Is(err, node.ErrBadNode) {
+	deep := d.Shard(4, []node.Link{{Cid: leaf, Name: "0" + nameAt(t, 4, 0, 0, 0)}})
+	mid := d.Shard(4, []node.Link{{Cid: deep, Name: "0"}, {Cid: deep, Name: "1"}})
+	if _, err := list(d.Shard(4, []node.Link{{Cid: mid, Name: "0"}})); !errors.Is(err, node.ErrBadNode) {
 		t.Fatalf("shard linked twice: %v", err)
 	}
 }

@@ -103,20 +103,39 @@ func ExportCAR(ctx context.Context, g Getter, root cid.Cid, w io.Writer) error {
 	return err
 }
 
-// ImportCAR reads a CAR from r into bs, verifying every block before it is
-// stored, in durable batches of up to batchBytes (0: 8 MiB). It returns the
-// header's roots and the number of blocks stored. On a bad block it stops
-// with an error wrapping ErrCorrupt; blocks stored before remain valid.
-func ImportCAR(ctx context.Context, bs Blockstore, r io.Reader, batchBytes int) ([]cid.Cid, int, error) {
+// CARImport describes what ImportCAR read and stored.
+type CARImport struct {
+	Roots  []cid.Cid // the header's roots
+	Blocks int       // blocks read and accepted
+	// Added are the blocks the import durably stored that bs did not hold
+	// before; on failure, what DiscardBlocks should take back.
+	Added []cid.Cid
+}
+
+// ImportCAR reads a CARv1 or CARv2 from r into bs, in any block order.
+// Every block is verified (ErrCorrupt) and every dag-pb block must decode
+// as UnixFS (ErrBadNode, such as ErrLinkOrder for a directory whose names
+// are not strictly increasing) before anything is stored; blocks bs already
+// holds are not written again. Accepted blocks are stored in durable
+// batches of up to batchBytes (0: 8 MiB). It stops with ctx's error once
+// ctx ends, checked before every block. On an error the batch not yet
+// written is dropped, and the result still lists the roots and what was
+// Added before, for the caller to discard (DiscardBlocks).
+//
+// Unlike ImportDAG, it neither requires parents first nor checks that the
+// blocks belong to the roots' DAGs: it reads CARs written children first.
+func ImportCAR(ctx context.Context, bs Blockstore, r io.Reader, batchBytes int) (CARImport, error) {
+	var out CARImport
 	if batchBytes <= 0 {
 		batchBytes = 8 << 20
 	}
 	cr, err := NewCARReader(r)
 	if err != nil {
-		return nil, 0, err
+		return out, err
 	}
+	out.Roots = cr.Roots()
 	var batch []Block
-	size, n := 0, 0
+	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -124,37 +143,46 @@ func ImportCAR(ctx context.Context, bs Blockstore, r io.Reader, batchBytes int) 
 		if err := bs.PutMany(ctx, batch); err != nil {
 			return err
 		}
-		n += len(batch)
+		for _, b := range batch {
+			out.Added = append(out.Added, b.Cid)
+		}
 		batch, size = batch[:0], 0
 		return nil
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, n, err
+			return out, err
 		}
 		b, err := cr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			if ferr := flush(); ferr != nil {
-				return nil, n, ferr
-			}
-			return cr.Roots(), n, err
+			return out, err
 		}
 		if err := Verify(b.Cid, b.Data); err != nil {
-			if ferr := flush(); ferr != nil {
-				return nil, n, ferr
+			return out, fmt.Errorf("importing CAR: %w", err)
+		}
+		if b.Cid.Type() == CodecDagPB {
+			if _, err := Decode(b.Cid, b.Data); err != nil {
+				return out, fmt.Errorf("importing CAR: %w", err)
 			}
-			return cr.Roots(), n, fmt.Errorf("importing CAR: %w", err)
+		}
+		out.Blocks++
+		has, err := bs.Has(ctx, b.Cid)
+		if err != nil {
+			return out, err
+		}
+		if has {
+			continue
 		}
 		batch = append(batch, b)
 		size += len(b.Data)
 		if size >= batchBytes {
 			if err := flush(); err != nil {
-				return nil, n, err
+				return out, err
 			}
 		}
 	}
-	return cr.Roots(), n, flush()
+	return out, flush()
 }

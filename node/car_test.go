@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/hearthcdn/hearth/internal/dagtest"
 	"github.com/hearthcdn/hearth/node"
 )
 
@@ -22,24 +25,29 @@ func TestCARRoundTrip(t *testing.T) {
 	}
 	car := buf.Bytes()
 	dst := node.NewMemStore()
-	roots, n, err := node.ImportCAR(ctx, dst, bytes.NewReader(car), 0)
+	imp, err := node.ImportCAR(ctx, dst, bytes.NewReader(car), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(roots) != 1 || !roots[0].Equals(root) || n != bs.Len() || dst.Len() != bs.Len() {
-		t.Fatalf("roots %v, %d blocks, want %d", roots, n, bs.Len())
+	if len(imp.Roots) != 1 || !imp.Roots[0].Equals(root) || len(imp.Added) != bs.Len() || dst.Len() != bs.Len() {
+		t.Fatalf("roots %v, %d blocks, want %d", imp.Roots, len(imp.Added), bs.Len())
 	}
-	// Truncated: the blocks before the cut are kept, the error is clear.
+	// Again: nothing is added.
+	if imp, err := node.ImportCAR(ctx, dst, bytes.NewReader(car), 0); err != nil || len(imp.Added) != 0 || imp.Blocks != bs.Len() {
+		t.Fatalf("second import: %+v %v", imp, err)
+	}
+	// Truncated, in batches of one block: the blocks before the cut are
+	// stored and listed as added, the error is clear.
 	dst = node.NewMemStore()
-	_, n, err = node.ImportCAR(ctx, dst, bytes.NewReader(car[:len(car)-50]), 0)
-	if err == nil || n == 0 || dst.Len() != n {
-		t.Fatalf("truncated CAR: err %v, %d stored, store holds %d", err, n, dst.Len())
+	imp, err = node.ImportCAR(ctx, dst, bytes.NewReader(car[:len(car)-50]), 1)
+	if err == nil || len(imp.Added) == 0 || dst.Len() != len(imp.Added) {
+		t.Fatalf("truncated CAR: err %v, %d added, store holds %d", err, len(imp.Added), dst.Len())
 	}
 	// A flipped byte in the last block's data is refused before storing.
 	bad := bytes.Clone(car)
 	bad[len(bad)-1] ^= 0xff
 	dst = node.NewMemStore()
-	if _, _, err := node.ImportCAR(ctx, dst, bytes.NewReader(bad), 0); !errors.Is(err, node.ErrCorrupt) {
+	if _, err := node.ImportCAR(ctx, dst, bytes.NewReader(bad), 0); !errors.Is(err, node.ErrCorrupt) {
 		t.Fatalf("corrupt CAR: %v", err)
 	}
 	for c, err := range dst.AllKeys(ctx) {
@@ -108,5 +116,75 @@ func TestCARWriterKeepsNoIndex(t *testing.T) {
 	}
 	if _, err := cr.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the last block: %v", err)
+	}
+}
+
+// A CAR written to a file (an io.WriterAt) carries its header from the
+// start, and reads back.
+func TestCARWriterToFile(t *testing.T) {
+	ctx := context.Background()
+	d := []byte("one block")
+	b := node.Block{Cid: node.Sum(node.CodecRaw, d), Data: d}
+	f, err := os.Create(filepath.Join(t.TempDir(), "x.car"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cw, err := node.NewCARWriter(f, b.Cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	dst := node.NewMemStore()
+	imp, err := node.ImportCAR(ctx, dst, f, 0)
+	if err != nil || len(imp.Roots) != 1 || !imp.Roots[0].Equals(b.Cid) || dst.Len() != 1 {
+		t.Fatalf("reading the CAR back: %v, %+v", err, imp)
+	}
+}
+
+// A CAR written children first whose last block is a directory listing "a",
+// "b", then "a" again: ImportCAR refuses it (ErrLinkOrder) and never
+// stores it; the blocks it stored before are listed as added, and
+// DiscardBlocks takes them back, leaving the store as it was.
+func TestImportCARHostile(t *testing.T) {
+	ctx := context.Background()
+	f := dagtest.Raw([]byte("payload"))
+	sub := dagtest.Dir(dagtest.Link("f", f))
+	link := dagtest.Symlink("/tmp")
+	b := dagtest.Raw([]byte("b"))
+	hostile := dagtest.Dir(dagtest.Link("a", link), dagtest.Link("b", b), dagtest.Link("a", sub))
+	var buf bytes.Buffer
+	cw, err := node.NewCARWriter(&buf, hostile.Cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, blk := range []node.Block{f, sub, link, b, hostile} {
+		if err := cw.Put(ctx, blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := openPebble(t)
+	kept := dagtest.Raw([]byte("kept"))
+	dagtest.Put(t, dst, kept, f)
+	imp, err := node.ImportCAR(ctx, dst, bytes.NewReader(buf.Bytes()), 1)
+	if !errors.Is(err, node.ErrLinkOrder) {
+		t.Fatalf("hostile CAR: %v, want ErrLinkOrder", err)
+	}
+	if has, _ := dst.Has(ctx, hostile.Cid); has {
+		t.Fatal("the hostile directory was stored")
+	}
+	if len(imp.Added) != 3 { // sub, link, b; f was there before
+		t.Fatalf("added %v, want the 3 blocks new before the hostile one", imp.Added)
+	}
+	if _, err := node.DiscardBlocks(ctx, dst, imp.Added, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(keys(t, dst)); n != 2 {
+		t.Fatalf("store holds %d blocks after the discard, want the 2 it held", n)
 	}
 }

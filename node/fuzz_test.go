@@ -14,8 +14,8 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 
+	"github.com/hearthcdn/hearth/internal/dagtest"
 	"github.com/hearthcdn/hearth/node"
-	"github.com/hearthcdn/hearth/node/internal/dagtest"
 )
 
 // Decoders must never panic and must either fail or return a node that
@@ -70,9 +70,9 @@ func FuzzCARReader(f *testing.F) {
 	f.Add(buf.Bytes()[:100])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst := node.NewMemStore()
-		_, n, _ := node.ImportCAR(context.Background(), dst, bytes.NewReader(data), 0)
-		if n != dst.Len() {
-			t.Fatalf("reported %d blocks, stored %d", n, dst.Len())
+		imp, _ := node.ImportCAR(context.Background(), dst, bytes.NewReader(data), 0)
+		if len(imp.Added) != dst.Len() {
+			t.Fatalf("reported %d blocks added, stored %d", len(imp.Added), dst.Len())
 		}
 		for c := range dst.AllKeys(context.Background()) {
 			d, _ := dst.Get(context.Background(), c)
@@ -149,12 +149,12 @@ func fuzzDAG(data []byte) (*node.MemStore, cid.Cid, int) {
 		if kind == 3 {
 			fanout = []uint64{2, 4, 16, 256}[next()%4]
 		}
-		var links []dagtest.Link
+		var links []node.Link
 		var bsz []uint64
 		var total uint64
 		for i := range nl {
 			t, sel := int(next())%len(cids), next()
-			l := dagtest.Link{Cid: cids[t]}
+			l := node.Link{Cid: cids[t]}
 			switch kind {
 			case 1:
 				s := sizes[t]

@@ -192,7 +192,7 @@ func BenchmarkImportDAG(b *testing.B) {
 	b.Run("ImportCAR", func(b *testing.B) {
 		b.SetBytes(int64(len(car)))
 		for b.Loop() {
-			if _, _, err := node.ImportCAR(ctx, node.NewMemStore(), bytes.NewReader(car), 0); err != nil {
+			if _, err := node.ImportCAR(ctx, node.NewMemStore(), bytes.NewReader(car), 0); err != nil {
 				b.Fatal(err)
 			}
 		}

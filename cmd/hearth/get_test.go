@@ -76,16 +76,49 @@ func TestGetHostileDuplicateName(t *testing.T) {
 		}
 	}
 
-	car := carOf(t, dir, "hostile.car", hostile, f, sub, link, b)
+	// car import refuses the hostile CAR, parents first or children first
+	// after 10 MiB of other blocks (stored before the refusal), and leaves
+	// the store's blocks as they were.
 	store2 := filepath.Join(dir, "store2")
-	if _, _, err := run(t, "car", "import", "--store", store2, car); !errors.Is(err, node.ErrLinkOrder) {
-		t.Fatalf("car import: %v, want ErrLinkOrder", err)
+	good := dagtest.Dir(dagtest.Link("f", f))
+	if _, _, err := run(t, "car", "import", "--store", store2, carOf(t, dir, "good.car", good, f)); err != nil {
+		t.Fatal(err)
+	}
+	before := storeLen(t, store2)
+	var filler []node.Block
+	for i := range 40 {
+		filler = append(filler, dagtest.Raw(bytes.Repeat([]byte{byte(i)}, 256<<10)))
+	}
+	for _, car := range []string{
+		carOf(t, dir, "hostile.car", hostile, f, sub, link, b),
+		carOf(t, dir, "hostile-last.car", filler[0], append(filler[1:], f, sub, link, b, hostile)...),
+	} {
+		if _, _, err := run(t, "car", "import", "--store", store2, car); !errors.Is(err, node.ErrLinkOrder) {
+			t.Fatalf("car import %s: %v, want ErrLinkOrder", filepath.Base(car), err)
+		}
+		if n := storeLen(t, store2); n != before {
+			t.Fatalf("car import %s: the store holds %d blocks, %d before", filepath.Base(car), n, before)
+		}
 	}
 	out, _, err := run(t, "pin", "ls", "--store", store2)
 	must(t, err)
 	if strings.Contains(out, hostile.Cid.String()) {
 		t.Fatalf("the hostile root was pinned:\n%s", out)
 	}
+}
+
+// storeLen counts the blocks of the store at path.
+func storeLen(t *testing.T, path string) int {
+	t.Helper()
+	st, err := pebblestore.Open(path, pebblestore.Options{})
+	must(t, err)
+	defer st.Close()
+	n := 0
+	for _, err := range st.AllKeys(context.Background()) {
+		must(t, err)
+		n++
+	}
+	return n
 }
 
 // A well-ordered tree with a symlink out of it ("l -> OUTSIDE") beside a

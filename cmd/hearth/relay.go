@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hearthcdn/hearth/node/hosting"
 	"github.com/hearthcdn/hearth/relay"
 	relayserver "github.com/hearthcdn/hearth/relay/server"
 )
@@ -236,19 +237,18 @@ func runRelay(parent context.Context, o *relayOptions) error {
 	// Stop accepting and finish plain HTTP requests, then say goodbye to
 	// the WebSocket peers (the relay's Close gives them a second) and stop
 	// STUN/TURN (deferred).
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), hosting.ShutdownGrace)
 	defer cancel()
 	shutErr := hs.Shutdown(sctx)
+	if shutErr != nil {
+		// Requests still in flight past the grace are cut.
+		log.Warn("forcing shutdown", "err", shutErr)
+		_ = hs.Close()
+	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", err)
 	}
-	if err := srv.Close(); err != nil {
-		return err
-	}
-	if shutErr != nil {
-		return fmt.Errorf("shutting down HTTP: %w", shutErr)
-	}
-	return nil
+	return srv.Close()
 }
 
 // listenHost is the host part of --listen ("" when it has none).

@@ -1,7 +1,9 @@
 // Package dagtest builds dag-pb UnixFS blocks field by field, for tests:
 // links are written in the order given, so it also builds the malformed
 // nodes a decoder must refuse (links out of name order, duplicate names),
-// and DAGs that repeat one block many times.
+// DAGs that repeat one block many times (many links to one child, shards at
+// the wrong position) and bombs built from them. It also counts block
+// reads, to bound what a walk costs.
 //
 // The encodings follow https://ipld.io/specs/codecs/dag-pb/spec/ and
 // https://specs.ipfs.tech/unixfs/.
@@ -18,20 +20,7 @@ import (
 
 // PB encodes a dag-pb node: links in the order given, then data.
 func PB(links []node.Link, data []byte) node.Block {
-	var b []byte
-	for _, l := range links {
-		var lb []byte
-		lb = protowire.AppendTag(lb, 1, protowire.BytesType)
-		lb = protowire.AppendBytes(lb, l.Cid.Bytes())
-		lb = protowire.AppendTag(lb, 2, protowire.BytesType)
-		lb = protowire.AppendString(lb, l.Name)
-		lb = protowire.AppendTag(lb, 3, protowire.VarintType)
-		lb = protowire.AppendVarint(lb, l.Tsize)
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendBytes(b, lb)
-	}
-	b = protowire.AppendTag(b, 1, protowire.BytesType)
-	b = protowire.AppendBytes(b, data)
+	b := EncodePB(links, data)
 	return node.Block{Cid: node.Sum(node.CodecDagPB, b), Data: b}
 }
 

@@ -5,7 +5,7 @@ package gateway_test
 import (
 	"testing"
 
-	"github.com/hearthcdn/hearth/node/internal/dagtest"
+	"github.com/hearthcdn/hearth/internal/dagtest"
 )
 
 // A file of ten distinct blocks claiming 3.1e17 bytes is served as a CAR

@@ -47,8 +47,10 @@ func writeFileAtomic(path string, b []byte) error {
 }
 
 // ShutdownGrace is how long Serve lets in-flight requests finish after its
-// context ends.
-const ShutdownGrace = 10 * time.Second
+// context ends, before it closes their connections: short, so a node
+// stops within a second of SIGTERM even while it sends a large file or
+// CAR to a client that reads slowly or not at all.
+const ShutdownGrace = 500 * time.Millisecond
 
 // NewServer returns the http.Server a node serves h with (Serve): its
 // timeouts keep slow or idle clients from holding connections, each

@@ -134,19 +134,26 @@ func (im *Importer) fileAt(ctx context.Context, path string) (ipld.Node, error) 
 	return nd, nil
 }
 
+// countReader counts the bytes read from r, and ends the read with ctx's
+// error once ctx ends: the chunker and the DAG layout read a file to its
+// end without a context of their own.
 type countReader struct {
-	r io.Reader
-	n int64
+	ctx context.Context
+	r   io.Reader
+	n   int64
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
 }
 
 func (im *Importer) file(ctx context.Context, r io.Reader) (ipld.Node, error) {
-	cr := &countReader{r: r}
+	cr := &countReader{ctx: ctx, r: r}
 	params := helpers.DagBuilderParams{
 		Dagserv:    im.ds,
 		Maxlinks:   node.MaxLinks,

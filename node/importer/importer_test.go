@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -365,5 +366,39 @@ func TestHAMTShardedDirectory(t *testing.T) {
 	sr, _ := importer.New(bs, importer.Options{}).ImportPath(ctx, small)
 	if sn, _ := node.Resolve(ctx, bs, sr, nil); sn.Kind != node.KindDirectory {
 		t.Fatalf("small dir is a %s", sn.Kind)
+	}
+}
+
+// cancellingReader reads n zero bytes and calls cancel once after the
+// first read.
+type cancellingReader struct {
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (r *cancellingReader) Read(p []byte) (int, error) {
+	if r.cancel != nil {
+		r.cancel()
+		r.cancel = nil
+	}
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), r.n)
+	clear(p[:k])
+	r.n -= k
+	return int(k), nil
+}
+
+// An import stops with the context's error once it ends, in the middle of
+// a file, without reading the file to its end.
+func TestImportStopsMidFile(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &cancellingReader{n: 64 << 20, cancel: cancel}
+	if _, err := importer.New(node.NewMemStore(), importer.Options{}).ImportReader(ctx, r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("import after cancel: %v, want context.Canceled", err)
+	}
+	if r.n < 60<<20 {
+		t.Fatalf("read %d bytes after the context ended", 64<<20-r.n)
 	}
 }

@@ -1,8 +1,3 @@
-// Package dagtest builds dag-pb/UnixFS blocks by hand, following the dag-pb
-// spec (https://ipld.io/specs/codecs/dag-pb/spec/) and the UnixFS spec
-// (https://specs.ipfs.tech/unixfs/), so tests and fuzzers can write DAGs no
-// importer would: many links to one child, shards at the wrong position. It
-// also counts block reads, to bound what a walk costs.
 package dagtest
 
 import (
@@ -18,15 +13,8 @@ import (
 	"github.com/hearthcdn/hearth/node"
 )
 
-// Link is a dag-pb link to encode.
-type Link struct {
-	Cid   cid.Cid
-	Name  string
-	Tsize uint64
-}
-
 // EncodePB encodes a dag-pb node: links, then data as the Data field.
-func EncodePB(links []Link, data []byte) []byte {
+func EncodePB(links []node.Link, data []byte) []byte {
 	var b []byte
 	for _, l := range links {
 		var lb []byte
@@ -96,10 +84,10 @@ func (d *Builder) Raw(data []byte) cid.Cid { return d.Put(node.CodecRaw, data) }
 
 // File stores a UnixFS file node linking children of the given sizes.
 func (d *Builder) File(children []cid.Cid, sizes []uint64) cid.Cid {
-	links := make([]Link, len(children))
+	links := make([]node.Link, len(children))
 	var total uint64
 	for i, c := range children {
-		links[i] = Link{Cid: c, Tsize: sizes[i]}
+		links[i] = node.Link{Cid: c, Tsize: sizes[i]}
 		total += sizes[i]
 	}
 	u := UnixFS{Type: node.KindFile, FileSize: total, BlockSizes: sizes}
@@ -107,13 +95,13 @@ func (d *Builder) File(children []cid.Cid, sizes []uint64) cid.Cid {
 }
 
 // Dir stores a basic directory; links must be sorted by name.
-func (d *Builder) Dir(links []Link) cid.Cid {
+func (d *Builder) Dir(links []node.Link) cid.Cid {
 	return d.Put(node.CodecDagPB, EncodePB(links, UnixFS{Type: node.KindDirectory}.Encode()))
 }
 
 // Shard stores a HAMT shard of fanout whose links already carry their
 // slot prefixes.
-func (d *Builder) Shard(fanout uint64, links []Link) cid.Cid {
+func (d *Builder) Shard(fanout uint64, links []node.Link) cid.Cid {
 	u := UnixFS{Type: node.KindHAMTShard, Data: []byte{}, Fanout: fanout}
 	return d.Put(node.CodecDagPB, EncodePB(links, u.Encode()))
 }
@@ -170,11 +158,11 @@ func (d *Builder) FileBomb() (root cid.Cid, distinct int) {
 // lists 4¹³·2 entries.
 func (d *Builder) HAMTBomb() cid.Cid {
 	leaf := d.Raw([]byte("x"))
-	s := d.Shard(4, []Link{{Cid: leaf, Name: "0a"}, {Cid: leaf, Name: "1b"}})
+	s := d.Shard(4, []node.Link{{Cid: leaf, Name: "0a"}, {Cid: leaf, Name: "1b"}})
 	for range 13 {
-		var links []Link
+		var links []node.Link
 		for slot := range 4 {
-			links = append(links, Link{Cid: s, Name: SlotName(4, slot)})
+			links = append(links, node.Link{Cid: s, Name: SlotName(4, slot)})
 		}
 		s = d.Shard(4, links)
 	}
