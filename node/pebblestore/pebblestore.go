@@ -30,7 +30,8 @@ var (
 type Options struct {
 	// FS is the filesystem to use; nil means the OS's. Tests inject faults here.
 	FS vfs.FS
-	// CacheBytes is the block cache size in bytes; 0 means 32 MiB.
+	// CacheBytes is the block cache size in bytes, for blocks read back
+	// from tables; 0 means 32 MiB. Memtables come on top (MemTableBytes).
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable in bytes; 0 means 64 MiB,
 	// which makes large imports fast. A long-running node that must stay
@@ -79,7 +80,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.MemTableBytes == 0 {
 		opts.MemTableBytes = 64 << 20
 	}
-	cache := pebble.NewCache(opts.CacheBytes)
+	// pebble charges live memtables to the block cache (a full one and
+	// one being flushed, usually), shrinking it by as much; sized as
+	// CacheBytes alone, a cache smaller than two memtables holds no block
+	// after a large write and every read decompresses a table block.
+	cache := pebble.NewCache(opts.CacheBytes + 2*int64(opts.MemTableBytes))
 	defer cache.Unref()
 	po := &pebble.Options{
 		FS:     opts.FS,

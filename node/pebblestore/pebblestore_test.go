@@ -220,3 +220,43 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheAfterBulkWrite: after a write of many memtables' worth of
+// blocks, the memtables pebble charges to the block cache leave it room,
+// so reading a block twice reads the table once.
+func TestCacheAfterBulkWrite(t *testing.T) {
+	ctx := context.Background()
+	st, err := pebblestore.Open(t.TempDir(), pebblestore.Options{CacheBytes: 1 << 20, MemTableBytes: 1 << 20, ReserveBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var first node.Block
+	for i := range 16 {
+		var batch []node.Block
+		for j := range 4096 {
+			batch = append(batch, block(i*4096+j, 48))
+		}
+		if i == 0 {
+			first = batch[0]
+		}
+		if err := st.PutMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pebblestore.Flush(st); err != nil { // the block is read from a table
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, first.Cid); err != nil {
+		t.Fatal(err)
+	}
+	before := pebblestore.BlockCacheHits(st)
+	for range 3 {
+		if _, err := st.Get(ctx, first.Cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hits := pebblestore.BlockCacheHits(st) - before; hits == 0 {
+		t.Fatalf("3 reads of one stored block: no block cache hits")
+	}
+}
