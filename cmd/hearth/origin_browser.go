@@ -20,6 +20,7 @@ type browserFlags struct {
 	scope                  string
 	cacheMiB, uploadKiBps  int
 	tabSeeding, off        bool
+	tabRelayOnly           bool
 	noInject               bool
 }
 
@@ -36,6 +37,7 @@ func addBrowserFlags(cmd *cobra.Command, withRelay bool) *browserFlags {
 	fl.StringVar(&f.scope, "sw-scope", "/", "service worker scope")
 	fl.IntVar(&f.cacheMiB, "browser-cache-mib", jsconfig.DefaultCacheMiB, "visitors' block cache bound, MiB")
 	fl.BoolVar(&f.tabSeeding, "tab-seeding", false, "let visitors' open tabs serve what they cache")
+	fl.BoolVar(&f.tabRelayOnly, "tab-relay-only", false, "seeding tabs serve only through the relay's TURN server, so that the visitors they serve never learn their addresses")
 	fl.IntVar(&f.uploadKiBps, "tab-upload-kibps", jsconfig.DefaultUploadKiBps, "upload cap of a seeding tab, KiB/s")
 	fl.BoolVar(&f.off, "no-browser-client", false, "do not serve /.hearth/ (the service worker and page agent)")
 	fl.BoolVar(&f.noInject, "no-inject", false, "serve the site's HTML as published, without adding the /.hearth/hearth.js loader")
@@ -50,7 +52,7 @@ func (f *browserFlags) client(site node.SiteID, relays []string, log *slog.Logge
 		return nil, nil
 	}
 	cfg := jsconfig.Config{Site: site.String(), Scope: f.scope, Prefixes: f.prefixes, Relays: append(relays, f.relays...),
-		CacheMiB: f.cacheMiB, TabSeeding: f.tabSeeding, UploadKiBps: f.uploadKiBps, NoInject: f.noInject}
+		CacheMiB: f.cacheMiB, TabSeeding: f.tabSeeding, RelayOnly: f.tabRelayOnly, UploadKiBps: f.uploadKiBps, NoInject: f.noInject}
 	if len(f.stun) > 0 {
 		cfg.ICEServers = []jsconfig.ICEServer{{URLs: f.stun}}
 	}

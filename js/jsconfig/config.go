@@ -35,6 +35,7 @@ const (
 //	  "iceServers": [{"urls": ["stun:relay.example:3478"]}],
 //	  "cacheMiB": 256,                         // block cache bound, MiB
 //	  "tabSeeding": false,                     // open tabs serve what they cache
+//	  "relayOnly": false,                      // seeding tabs serve only through TURN
 //	  "uploadKiBps": 512,                      // tab seeding upload cap, KiB/s
 //	  "agentTimeoutMs": 1500                   // how long a page agent may stay silent
 //	}
@@ -56,6 +57,11 @@ type Config struct {
 	// TabSeeding makes open tabs serve the blocks they hold to other
 	// visitors (a page can also opt in with hearth.seed(true)).
 	TabSeeding bool `json:"tabSeeding"`
+	// RelayOnly makes a seeding tab serve only over relayed-only
+	// connections (ICE transport policy "relay", TURN from the relay's ice
+	// answer): the visitors it serves, and the relay's signalling, never
+	// learn its addresses. Its own fetches still take direct paths.
+	RelayOnly bool `json:"relayOnly,omitempty"`
 	// UploadKiBps caps a seeding tab's upload, in KiB per second.
 	UploadKiBps int `json:"uploadKiBps"`
 	// AgentTimeoutMS is how long a page agent may stay silent (no block,

@@ -101,7 +101,9 @@ func (a *agent) start() {
 		Role:       relay.RoleTab,
 		UploadRate: int64(a.cfg.UploadKiBps) << 10,
 		MaxPeers:   8,
-		Logger:     logger(),
+		// A seeding tab may hide its address from those it serves.
+		RelayOnlyServing: a.cfg.RelayOnly,
+		Logger:           logger(),
 	})
 	if err != nil {
 		a.setErr(err.Error())
