@@ -344,7 +344,9 @@ func TestAcceptancePythonDocs(t *testing.T) {
 	files := loadDocs(t, pythonDocs)
 	files[largeFile] = randomBytes(t, largeFileSize)
 	relayURL := startRelay(t)
-	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}})
+	// No freshness bound: the navigation right after a republish shows it
+	// (TestSWRecordPush covers navigations within a bound).
+	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}, MaxStaleMS: -1})
 	root := o.origin.Feed().Latest().Root
 	var seeded atomic.Int64
 	var seeders []*swarm.Peer

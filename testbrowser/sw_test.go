@@ -186,7 +186,8 @@ func TestSWGateway(t *testing.T) {
 	})
 }
 
-// TestSWRoots checks that a navigation picks up a new root at once, that a
+// TestSWRoots checks that a navigation picks up a new root at once (with
+// no freshness bound configured), that a
 // changed file is never served from the old root, and that a rolled-back or
 // forged root record is refused.
 func TestSWRoots(t *testing.T) {
@@ -196,7 +197,9 @@ func TestSWRoots(t *testing.T) {
 		"data.txt":   []byte("version one"),
 		"same.txt":   []byte("unchanged"),
 	}
-	o := startOrigin(t, files, jsconfig.Config{})
+	// No freshness bound: every navigation waits for the origin's record
+	// (with one, a navigation within the bound may show the root held).
+	o := startOrigin(t, files, jsconfig.Config{MaxStaleMS: -1})
 	rec1 := o.origin.Feed().Latest()
 	b := newBrowser(t)
 	tab := b.ctx

@@ -170,7 +170,9 @@ func TestSwarmCorruptSeeder(t *testing.T) {
 	needBrowser(t)
 	files, assets := pageSite(t, 20)
 	relayURL := startRelay(t)
-	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}})
+	// No freshness bound: the navigation right after a republish shows it
+	// (TestSWRecordPush covers navigations within a bound).
+	o := startOrigin(t, files, jsconfig.Config{Relays: []string{relayURL}, MaxStaleMS: -1})
 	root := o.origin.Feed().Latest().Root
 	liar := startSeeder(t, relayURL, o.site, o.store.MemStore, root, true)
 	b := newBrowser(t)

@@ -82,6 +82,9 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 			if watch {
 				g.Go(func() error { return o.Watch(ctx) })
 			}
+			for _, u := range browser.relays {
+				g.Go(func() error { return pushRecords(ctx, u, o.Feed(), log) })
+			}
 			return g.Wait()
 		},
 	}

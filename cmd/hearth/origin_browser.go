@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,7 +21,9 @@ type browserFlags struct {
 	scope                  string
 	cacheMiB, uploadKiBps  int
 	tabSeeding, off        bool
+	tabRelayOnly           bool
 	noInject               bool
+	maxStale               time.Duration
 }
 
 // addBrowserFlags adds the browser client's flags to cmd; withRelay adds
@@ -29,14 +32,16 @@ func addBrowserFlags(cmd *cobra.Command, withRelay bool) *browserFlags {
 	f := &browserFlags{}
 	fl := cmd.Flags()
 	if withRelay {
-		fl.StringSliceVar(&f.relays, "relay", nil, "relay WebSocket URL for visitors' page agents (ws:// or wss://), repeatable")
+		fl.StringSliceVar(&f.relays, "relay", nil, "relay WebSocket URL for visitors' page agents (ws:// or wss://), repeatable; the origin also pushes each new root record there")
 		fl.StringSliceVar(&f.stun, "ice", nil, "STUN/TURN server URL for visitors' WebRTC, repeatable")
 	}
 	fl.StringSliceVar(&f.prefixes, "swarm-prefix", nil, "URL path prefix the service worker serves from the swarm, repeatable (default: the scope)")
 	fl.StringVar(&f.scope, "sw-scope", "/", "service worker scope")
 	fl.IntVar(&f.cacheMiB, "browser-cache-mib", jsconfig.DefaultCacheMiB, "visitors' block cache bound, MiB")
 	fl.BoolVar(&f.tabSeeding, "tab-seeding", false, "let visitors' open tabs serve what they cache")
+	fl.BoolVar(&f.tabRelayOnly, "tab-relay-only", false, "seeding tabs serve only through the relay's TURN server, so that the visitors they serve never learn their addresses")
 	fl.IntVar(&f.uploadKiBps, "tab-upload-kibps", jsconfig.DefaultUploadKiBps, "upload cap of a seeding tab, KiB/s")
+	fl.DurationVar(&f.maxStale, "max-stale", jsconfig.DefaultMaxStaleMS*time.Millisecond, "freshness bound: visitors' service workers serve a navigation from a root record known to be the latest (from the origin, or pushed through the relay to their page agents) less than this long ago, and otherwise wait for the origin's record; 0: every navigation waits for it")
 	fl.BoolVar(&f.off, "no-browser-client", false, "do not serve /.hearth/ (the service worker and page agent)")
 	fl.BoolVar(&f.noInject, "no-inject", false, "serve the site's HTML as published, without adding the /.hearth/hearth.js loader")
 	return f
@@ -50,7 +55,11 @@ func (f *browserFlags) client(site node.SiteID, relays []string, log *slog.Logge
 		return nil, nil
 	}
 	cfg := jsconfig.Config{Site: site.String(), Scope: f.scope, Prefixes: f.prefixes, Relays: append(relays, f.relays...),
-		CacheMiB: f.cacheMiB, TabSeeding: f.tabSeeding, UploadKiBps: f.uploadKiBps, NoInject: f.noInject}
+		CacheMiB: f.cacheMiB, TabSeeding: f.tabSeeding, RelayOnly: f.tabRelayOnly, UploadKiBps: f.uploadKiBps, NoInject: f.noInject}
+	cfg.MaxStaleMS = -1
+	if f.maxStale > 0 {
+		cfg.MaxStaleMS = int((f.maxStale + time.Millisecond - 1) / time.Millisecond)
+	}
 	if len(f.stun) > 0 {
 		cfg.ICEServers = []jsconfig.ICEServer{{URLs: f.stun}}
 	}

@@ -30,6 +30,7 @@ import (
 type seedRelayFlags struct {
 	url, keyFile, upload  string
 	maxPeers, maxRequests int
+	relayOnly             bool
 }
 
 func addSeedRelayFlags(cmd *cobra.Command) *seedRelayFlags {
@@ -40,6 +41,7 @@ func addSeedRelayFlags(cmd *cobra.Command) *seedRelayFlags {
 	f.IntVar(&rf.maxPeers, "max-peers", 64, "with --relay: most peers served at once")
 	f.IntVar(&rf.maxRequests, "max-requests", 32, "with --relay: most concurrent requests per peer")
 	f.StringVar(&rf.upload, "max-upload", "", "with --relay: cap the upload rate to peers at SIZE per second")
+	f.BoolVar(&rf.relayOnly, "relay-only", false, "with --relay: reach peers only through the relay's TURN server (ICE policy \"relay\"), so that no peer and not the relay's signalling learns this machine's addresses")
 	return rf
 }
 
@@ -49,6 +51,9 @@ func addSeedRelayFlags(cmd *cobra.Command) *seedRelayFlags {
 // answers offers and serves blocks from st until ctx ends.
 func (rf *seedRelayFlags) wire(site node.SiteID, st seedStore, s *seeder.Seeder, h http.Handler, log *slog.Logger) (http.Handler, func(context.Context) error, error) {
 	if rf.url == "" {
+		if rf.relayOnly {
+			return nil, nil, errors.New("--relay-only needs --relay")
+		}
 		return h, nil, nil
 	}
 	upload, err := parseSize(strings.TrimSuffix(rf.upload, "/s"))
@@ -82,14 +87,18 @@ func (rf *seedRelayFlags) wire(site node.SiteID, st seedStore, s *seeder.Seeder,
 		}
 		defer rc.Close()
 		sig := relaysig.New(rc, log)
-		tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv, ICESource: relaysig.ICESource(rc), Logger: log})
+		tr, err := exchange.NewTransport(exchange.TransportConfig{Signaler: sig, Handler: srv, ICESource: relaysig.ICESource(rc),
+			RelayOnly: rf.relayOnly, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer tr.Close()
-		log.Info("serving peers through the relay", "relay", rf.url, "node", rc.ID().String())
+		log.Info("serving peers through the relay", "relay", rf.url, "node", rc.ID().String(), "relay_only", rf.relayOnly)
 		g, ctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return sig.Run(ctx, tr) })
+		if rf.relayOnly {
+			g.Go(func() error { warnNoTURN(ctx, rc, rf.url, log); return nil })
+		}
 		g.Go(func() error { return announceLoop(ctx, rc, site, s, node.NewRecordLog(st), srv, rf.maxPeers, log) })
 		err = g.Wait()
 		if ctx.Err() != nil {
@@ -98,6 +107,25 @@ func (rf *seedRelayFlags) wire(site node.SiteID, st seedStore, s *seeder.Seeder,
 		return err
 	}
 	return mux, run, nil
+}
+
+// warnNoTURN logs a warning when the relay's ice answer offers no TURN
+// server: a relayed-only seeder then accepts no connection at all.
+func warnNoTURN(ctx context.Context, rc *relayclient.Client, url string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	a, err := rc.CachedICEServers(ctx)
+	if err != nil {
+		return // the relay is not reachable yet; each connection asks again
+	}
+	for _, s := range a.Servers {
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+				return
+			}
+		}
+	}
+	log.Warn("--relay-only, but the relay offers no TURN server: no peer can connect until it does", "relay", url)
 }
 
 // seedStore is what the exchange wiring needs of the seeder's store: its

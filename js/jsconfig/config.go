@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hearthcdn/hearth/node"
 )
@@ -23,6 +24,7 @@ const (
 	DefaultCacheMiB       = 256
 	DefaultAgentTimeoutMS = 1500
 	DefaultUploadKiBps    = 512
+	DefaultMaxStaleMS     = 5000
 )
 
 // Config is the browser client's configuration, as JSON:
@@ -35,8 +37,10 @@ const (
 //	  "iceServers": [{"urls": ["stun:relay.example:3478"]}],
 //	  "cacheMiB": 256,                         // block cache bound, MiB
 //	  "tabSeeding": false,                     // open tabs serve what they cache
+//	  "relayOnly": false,                      // seeding tabs serve only through TURN
 //	  "uploadKiBps": 512,                      // tab seeding upload cap, KiB/s
-//	  "agentTimeoutMs": 1500                   // how long a page agent may stay silent
+//	  "agentTimeoutMs": 1500,                  // how long a page agent may stay silent
+//	  "maxStaleMs": 5000                       // freshness bound of the root record; -1: none
 //	}
 type Config struct {
 	// Site is the site's ID, text form.
@@ -56,6 +60,11 @@ type Config struct {
 	// TabSeeding makes open tabs serve the blocks they hold to other
 	// visitors (a page can also opt in with hearth.seed(true)).
 	TabSeeding bool `json:"tabSeeding"`
+	// RelayOnly makes a seeding tab serve only over relayed-only
+	// connections (ICE transport policy "relay", TURN from the relay's ice
+	// answer): the visitors it serves, and the relay's signalling, never
+	// learn its addresses. Its own fetches still take direct paths.
+	RelayOnly bool `json:"relayOnly,omitempty"`
 	// UploadKiBps caps a seeding tab's upload, in KiB per second.
 	UploadKiBps int `json:"uploadKiBps"`
 	// AgentTimeoutMS is how long a page agent may stay silent (no block,
@@ -63,6 +72,23 @@ type Config struct {
 	// worker asks the origin for the block it awaits, in ms (four times
 	// that once the request has had a block).
 	AgentTimeoutMS int `json:"agentTimeoutMs"`
+	// MaxStaleMS is the site's freshness bound, in ms: a navigation is
+	// served from the root record the service worker holds, without
+	// asking the origin, while that record was known to be the latest
+	// (fetched from the origin, or pushed or confirmed by a page agent
+	// subscribed to the site's records at the relay) less than this long
+	// ago; otherwise it waits for the origin's record. 0 means
+	// DefaultMaxStaleMS; -1 makes every navigation wait for the origin.
+	//
+	// It lives here and not in the signed root record: this configuration
+	// reaches the worker inlined in /.hearth/sw.js, the worker's own code,
+	// from the origin over the same connection, so it is exactly as
+	// trustworthy as the code that enforces it, and a signed copy would
+	// protect it from no one who could not already change that code. The
+	// root record's wire form is fixed (node.ParseRootRecord takes one
+	// version and one length), so a field there would make every relay,
+	// seeder and worker deployed before it refuse new records.
+	MaxStaleMS int `json:"maxStaleMs,omitempty"`
 	// NoInject makes the service worker serve the site's HTML as
 	// published; by default it adds the page loader to pages that lack it
 	// (package js/inject), as the origin does.
@@ -115,10 +141,25 @@ func (c *Config) Normalize() error {
 	if c.AgentTimeoutMS == 0 {
 		c.AgentTimeoutMS = DefaultAgentTimeoutMS
 	}
+	if c.MaxStaleMS == 0 {
+		c.MaxStaleMS = DefaultMaxStaleMS
+	}
+	if c.MaxStaleMS < -1 {
+		return fmt.Errorf("maxStaleMs %d: want -1 (none) or more: %w", c.MaxStaleMS, ErrBadConfig)
+	}
 	if c.CacheMiB < 0 || c.UploadKiBps < 0 || c.AgentTimeoutMS < 0 {
 		return fmt.Errorf("negative size or time: %w", ErrBadConfig)
 	}
 	return nil
+}
+
+// MaxStale returns the freshness bound (MaxStaleMS) as a duration; 0 when
+// every navigation waits for the origin's record. Call after Normalize.
+func (c *Config) MaxStale() time.Duration {
+	if c.MaxStaleMS <= 0 {
+		return 0
+	}
+	return time.Duration(c.MaxStaleMS) * time.Millisecond
 }
 
 // SiteID returns the parsed site ID; call after Normalize.

@@ -17,6 +17,10 @@
 //                   used by source, summed, and the last response's report.
 //   "hearth:error"  detail: {reason, detail}: a refused root record, a full
 //                   cache, an agent that failed to start.
+//   "hearth:root"   detail: {seq, root}: the worker accepted a newer root
+//                   record (the site was republished; pushed through the
+//                   relay to page agents, or from the origin): the next
+//                   navigation shows it.
 // An element with id "hearth-stats", if the page has one, shows the totals.
 // API: window.hearth = {config, stats(), reports(), canSeed, seeding(),
 // seed(on), agent: Promise}: reports() returns the last 256 per-response
@@ -101,6 +105,10 @@
       showStats();
     } else if (m.type === 'hearth:error') {
       emit('hearth:error', { reason: m.reason, detail: m.detail });
+    } else if (m.type === 'hearth:root') {
+      // The worker accepted a newer root record: the site was
+      // republished, and the next navigation shows it.
+      emit('hearth:root', { seq: m.seq, root: m.root });
     } else if (m.type === 'hearth:reconnect' && agentAPI) {
       // The worker was stopped and started again: the agent's port to
       // the old instance is dead.

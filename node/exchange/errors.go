@@ -32,6 +32,9 @@ var (
 	ErrStalled = errors.New("peer stalled")
 	// ErrSignal: a signalling message was malformed or arrived out of place.
 	ErrSignal = errors.New("bad signalling message")
+	// ErrNoTURN: a relayed-only connection (TransportConfig.RelayOnly) was
+	// to be made with no TURN server to relay it.
+	ErrNoTURN = errors.New("relayed-only connection without a TURN server")
 )
 
 // code is a request's status on the wire (README.md, "END").

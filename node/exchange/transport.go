@@ -31,6 +31,18 @@ type TransportConfig struct {
 	// credentials expire): relaysig.ICESource. Its servers are used with
 	// ICEServers; when it fails (within iceSourceTimeout), ICEServers alone.
 	ICESource func(context.Context) ([]webrtc.ICEServer, error)
+	// RelayOnly hides this peer's addresses from the peers it connects
+	// with and from the signaller: every connection uses ICE transport
+	// policy "relay" (TURN candidates only, so TURN must be among the ICE
+	// servers), and the descriptions and candidates it sends carry no
+	// host, server-reflexive or related address (relayonly.go). A member
+	// who runs a seeder at home and wants no visitor to learn their
+	// address sets it.
+	RelayOnly bool
+	// RelayOnlyServing does the same for accepted connections only (those
+	// that Handler serves): a seeding browser tab hides its address from
+	// the visitors it serves and still fetches over direct paths.
+	RelayOnlyServing bool
 	// Net is the network that ICE gathers interfaces of and opens its
 	// sockets in (host, server-reflexive and TURN); nil is the host's. A
 	// network namespace's (internal/netlab) puts a peer behind its NAT.
@@ -396,6 +408,7 @@ type setup struct {
 	cands     chan webrtc.ICECandidateInit
 	remoteSet bool
 	pending   []webrtc.ICECandidateInit
+	relayOnly bool // TransportConfig.RelayOnly or RelayOnlyServing applies
 	descSent  bool
 	held      []webrtc.ICECandidateInit // local candidates gathered before the description was sent
 }
@@ -422,7 +435,15 @@ func (t *Transport) iceServers(ctx context.Context) []webrtc.ICEServer {
 // newSetup creates the peer connection and the negotiated data channel
 // (id 0 on both sides: no in-band open handshake, one round trip saved).
 func (s *session) newSetup(ctx context.Context) (*setup, error) {
-	pc, err := s.t.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.t.iceServers(ctx)})
+	conf := webrtc.Configuration{ICEServers: s.t.iceServers(ctx)}
+	relayOnly := s.t.cfg.RelayOnly || (s.t.cfg.RelayOnlyServing && s.key.answerer)
+	if relayOnly {
+		if !iceServersHaveTURN(conf.ICEServers) {
+			return nil, ErrNoTURN
+		}
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := s.t.api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -433,12 +454,13 @@ func (s *session) newSetup(ctx context.Context) (*setup, error) {
 		return nil, fmt.Errorf("new data channel: %w", err)
 	}
 	st := &setup{
-		s:      s,
-		pc:     pc,
-		dc:     dc,
-		opened: make(chan struct{}),
-		failed: make(chan struct{}),
-		cands:  make(chan webrtc.ICECandidateInit, 64),
+		s:         s,
+		pc:        pc,
+		dc:        dc,
+		opened:    make(chan struct{}),
+		failed:    make(chan struct{}),
+		cands:     make(chan webrtc.ICECandidateInit, 64),
+		relayOnly: relayOnly,
 	}
 	var openOnce, failOnce sync.Once
 	dc.OnOpen(func() {
@@ -466,6 +488,12 @@ func (s *session) newSetup(ctx context.Context) (*setup, error) {
 }
 
 func (st *setup) send(ctx context.Context, m SignalMsg) error {
+	if st.relayOnly {
+		var ok bool
+		if m, ok = relayOnlySignal(m); !ok {
+			return nil
+		}
+	}
 	m.Session = st.s.key.id
 	m.FromAnswerer = st.s.key.answerer
 	return st.s.t.cfg.Signaler.Send(ctx, st.s.key.peer, m)
@@ -620,6 +648,8 @@ func (s *session) accept(ctx context.Context) (Conn, error) {
 	defer s.t.removeSession(s)
 	st, err := s.newSetup(ctx)
 	if err != nil {
+		// Tell the dialer at once rather than let it wait for its timeout.
+		s.t.bye(s.key.peer, s.key.id, err.Error())
 		return nil, err
 	}
 	c, err := st.run(ctx)

@@ -101,7 +101,9 @@ func (a *agent) start() {
 		Role:       relay.RoleTab,
 		UploadRate: int64(a.cfg.UploadKiBps) << 10,
 		MaxPeers:   8,
-		Logger:     logger(),
+		// A seeding tab may hide its address from those it serves.
+		RelayOnlyServing: a.cfg.RelayOnly,
+		Logger:           logger(),
 	})
 	if err != nil {
 		a.setErr(err.Error())
@@ -199,13 +201,30 @@ func (a *agent) reportProgress(p *swarm.Peer) {
 
 // followRecords subscribes to the site's root records: each (verified by
 // the relay client) goes to the worker, and the latest root is what the
-// tab announces when seeding.
+// tab announces when seeding. While the relay connection is up (so the
+// subscription is live: the relay sends every newer record as it comes),
+// the latest record is also repeated to the worker every recordRepeat: it
+// tells the worker that its record is still the latest, and a navigation
+// need not wait for the origin's (jsconfig.Config.MaxStaleMS).
 func (a *agent) followRecords(p *swarm.Peer) {
 	sub, err := p.Relay.Subscribe(a.ctx, a.site)
 	if err != nil {
 		return
 	}
 	defer sub.Close()
+	tick := time.NewTicker(recordRepeat(a.cfg.MaxStale()))
+	defer tick.Stop()
+	var latest *node.RootRecord
+	connected, stop := context.WithCancel(context.Background())
+	stop() // a done context: WaitReady then only says whether the relay is up
+	toWorker := func(rec *node.RootRecord) {
+		a.mu.Lock()
+		port := a.port
+		a.mu.Unlock()
+		if !port.IsUndefined() {
+			post(port, agentproto.Simple(agentproto.TypeRecord, map[string]any{"rec": jsx.Uint8Array(rec.Bytes())}))
+		}
+	}
 	for {
 		select {
 		case <-a.ctx.Done():
@@ -214,16 +233,24 @@ func (a *agent) followRecords(p *swarm.Peer) {
 			if !ok {
 				return
 			}
+			latest = rec
 			a.mu.Lock()
 			a.root = rec.Root
-			port := a.port
 			a.mu.Unlock()
-			if !port.IsUndefined() {
-				post(port, agentproto.Simple(agentproto.TypeRecord, map[string]any{"rec": jsx.Uint8Array(rec.Bytes())}))
-			}
+			toWorker(rec)
 			a.applySeeding()
+		case <-tick.C:
+			if latest != nil && a.cfg.MaxStale() > 0 && p.Relay.WaitReady(connected) == nil {
+				toWorker(latest)
+			}
 		}
 	}
+}
+
+// recordRepeat is how often the agent repeats the latest record to the
+// worker: well within the freshness bound.
+func recordRepeat(maxStale time.Duration) time.Duration {
+	return min(max(maxStale/3, 250*time.Millisecond), 2*time.Second)
 }
 
 // applySeeding announces or withdraws the tab as the seeding flag says.

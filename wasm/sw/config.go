@@ -23,6 +23,7 @@ func configFrom(v js.Value) (*jsconfig.Config, error) {
 		c.TabSeeding = v.Get("tabSeeding").Truthy()
 		c.UploadKiBps = number(v.Get("uploadKiBps"))
 		c.AgentTimeoutMS = number(v.Get("agentTimeoutMs"))
+		c.MaxStaleMS = number(v.Get("maxStaleMs"))
 		// iceServers are the page agent's business.
 	}
 	if err := c.Normalize(); err != nil {

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -28,10 +29,21 @@ type records struct {
 	cache   *blockCache
 	onError func(reason, detail string)
 
+	onNew func(*node.RootRecord) // a newer record was accepted; nil: none
+
 	mu        sync.Mutex                      // serialises refreshes
 	cur       atomic.Pointer[node.RootRecord] // the latest record; stored under mu, read anytime
 	loaded    bool
 	refreshed time.Time // when the last refresh ended
+
+	// confirmed is when cur was last known to be the site's latest record
+	// (Unix ns; 0: never): the origin served it, or a page agent whose relay
+	// subscription is live pushed it or repeated it (agents repeat the
+	// latest record while subscribed, and a newer one would have come
+	// first). originAt is when the origin last answered a refresh.
+	confirmed atomic.Int64
+	originAt  atomic.Int64
+	checking  atomic.Bool // a background refresh (recheck) is under way
 
 	persistMu sync.Mutex
 	persisted uint64 // sequence of the record last written
@@ -67,37 +79,89 @@ func (r *records) refresh(ctx context.Context) *node.RootRecord {
 		r.onError("record-unavailable", err.Error())
 		return r.cur.Load()
 	}
-	r.acceptLocked(ctx, b)
+	now := time.Now().UnixNano()
+	r.originAt.Store(now)
+	if r.acceptLocked(ctx, b, false) {
+		r.confirmed.Store(now)
+	}
 	return r.cur.Load()
+}
+
+// recheck refreshes the record in the background, unless a recheck is
+// already under way.
+func (r *records) recheck() {
+	if !r.checking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() { // owned by r.checking: one at a time, bounded by recordTimeout
+		defer r.checking.Store(false)
+		r.refresh(context.Background())
+	}()
+}
+
+// freshWithin reports whether a record is held that was known to be the
+// latest less than maxAge ago. It never waits for a refresh in progress.
+func (r *records) freshWithin(maxAge time.Duration) bool {
+	c := r.confirmed.Load()
+	return r.cur.Load() != nil && c != 0 && time.Since(time.Unix(0, c)) < maxAge
+}
+
+// originAge returns how long ago the origin last answered a refresh; a
+// very long time if never.
+func (r *records) originAge() time.Duration {
+	at := r.originAt.Load()
+	if at == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return time.Since(time.Unix(0, at))
 }
 
 // held returns the latest record without waiting for a refresh in
 // progress; nil before the first refresh or offer.
 func (r *records) held() *node.RootRecord { return r.cur.Load() }
 
-// offer considers a record from elsewhere (a page agent's relay).
+// offer considers a record a page agent received from its relay
+// subscription, new or repeated: the latest the relay knows. It confirms
+// the held record when it is that record or a newer one. An older one
+// (the relay has not heard of the newest yet) is ignored.
 func (r *records) offer(ctx context.Context, b []byte) {
+	if cur := r.cur.Load(); cur != nil && bytes.Equal(b, cur.Bytes()) {
+		// The usual case, a repetition: verified when first accepted.
+		r.confirmed.Store(time.Now().UnixNano())
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.loadLocked(ctx)
-	r.acceptLocked(ctx, b)
+	if r.acceptLocked(ctx, b, true) {
+		r.confirmed.Store(time.Now().UnixNano())
+	}
 }
 
-func (r *records) acceptLocked(ctx context.Context, b []byte) {
+// acceptLocked verifies b and makes it the held record if it is newer. It
+// reports whether b is now the held record (newer, or the same). A record
+// that fails verification is reported; so is one older than the held
+// record unless quietOlder.
+func (r *records) acceptLocked(ctx context.Context, b []byte, quietOlder bool) bool {
 	rec, err := node.ParseRootRecordFor(r.site, b)
 	if err != nil {
 		r.onError("record-invalid", err.Error())
-		return
+		return false
 	}
 	cur := r.cur.Load()
 	if err := node.CheckNewer(cur, rec); err != nil {
 		if rec.Seq == cur.Seq && rec.Root.Equals(cur.Root) {
-			return // the same record: the usual case
+			return true // the same record: the usual case
 		}
-		r.onError("record-refused", err.Error())
-		return
+		if !quietOlder || rec.Seq >= cur.Seq {
+			r.onError("record-refused", err.Error())
+		}
+		return false
 	}
 	r.cur.Store(rec)
+	if r.onNew != nil {
+		r.onNew(rec)
+	}
 	// Persist off the request's path: a Cache Storage write can take a
 	// hundred milliseconds. Writes are ordered by persistMu and skip a
 	// record older than the last one written.
@@ -113,6 +177,7 @@ func (r *records) acceptLocked(ctx context.Context, b []byte) {
 		}
 		r.persisted = rec.Seq
 	}()
+	return true
 }
 
 // load reads the persisted record, once.

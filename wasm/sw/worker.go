@@ -31,6 +31,12 @@ const maxClientRoots = 256
 // worker did not see navigate.
 const recentRecord = 2 * time.Second
 
+// originRecheck: a navigation served from a record that only page agents
+// confirmed (pushed from the relay) also asks the origin, in the
+// background, when the origin last answered longer ago than this; so a
+// relay that withholds new records holds a visitor back this long at most.
+const originRecheck = 30 * time.Second
+
 // navHoldMax bounds the navigations read whole before their headers are
 // sent (while the departing page's agent can still serve them), in bytes;
 // larger ones stream, and fall over to the next source when that agent
@@ -100,7 +106,8 @@ func newWorker(cfg *jsconfig.Config) *worker {
 		clientRoots: make(map[string]*node.RootRecord),
 	}
 	w.cache = newBlockCache(origin, int64(cfg.CacheMiB)<<20, w.notifyError)
-	w.recs = &records{site: w.site, url: origin + "/.well-known/hearth/" + cfg.Site + "/record", cache: w.cache, onError: w.notifyError}
+	w.recs = &records{site: w.site, url: origin + "/.well-known/hearth/" + cfg.Site + "/record", cache: w.cache,
+		onError: w.notifyError, onNew: w.notifyRoot}
 	w.agents = newAgents(time.Duration(cfg.AgentTimeoutMS)*time.Millisecond, w.acceptRecord)
 	w.gw = &gatewaySource{base: origin}
 	w.srv = &serve.Server{Cache: w.cache, InjectLoader: !cfg.NoInject}
@@ -194,7 +201,16 @@ func (w *worker) fetch(req js.Value, clientID, resultingID string) (js.Value, er
 	var rec *node.RootRecord
 	var fresh <-chan *node.RootRecord // a navigation's record, being refreshed
 	seenNavigate := false             // the worker served this client's page
-	if navigate {
+	if navigate && w.cfg.MaxStale() > 0 && w.recs.freshWithin(w.cfg.MaxStale()) {
+		// The record held was known to be the latest within the site's
+		// freshness bound (fetched, or pushed by a page agent from the
+		// relay): no wait on the origin.
+		target = resultingID
+		rec = w.recs.held()
+		if w.recs.originAge() > originRecheck {
+			w.recs.recheck()
+		}
+	} else if navigate {
 		target = resultingID
 		// The record is fetched while the page is served from the root
 		// held; the response waits for it, and starts again from the new
@@ -524,7 +540,19 @@ func (w *worker) flushReports() {
 // notifyError posts {type: "hearth:error", reason, detail} to every
 // controlled page: a refused root record, a full cache.
 func (w *worker) notifyError(reason, detail string) {
-	msg := jsx.Object(map[string]any{"type": "hearth:error", "reason": reason, "detail": detail})
+	w.postAll(jsx.Object(map[string]any{"type": "hearth:error", "reason": reason, "detail": detail}))
+}
+
+// notifyRoot posts {type: "hearth:root", seq, root} to every controlled
+// page when the worker accepts a newer root record (from the origin or
+// pushed by a page agent): the site was republished, and the next
+// navigation shows it.
+func (w *worker) notifyRoot(rec *node.RootRecord) {
+	w.postAll(jsx.Object(map[string]any{"type": "hearth:root", "seq": float64(rec.Seq), "root": rec.Root.String()}))
+}
+
+// postAll posts msg to every page of the origin.
+func (w *worker) postAll(msg js.Value) {
 	go func() { // owned by the message: ends when the posts are done
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

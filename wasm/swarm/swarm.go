@@ -50,6 +50,13 @@ type Config struct {
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// LoopbackOnly limits ICE to 127.0.0.1 (native tests).
 	LoopbackOnly bool
+	// RelayOnly makes every connection relayed-only
+	// (exchange.TransportConfig.RelayOnly): TURN from the relay's ice
+	// answer, and no address of this peer in its signalling.
+	RelayOnly bool
+	// RelayOnlyServing does so for the connections the peer serves only
+	// (a seeding tab that hides its address from those it serves).
+	RelayOnlyServing bool
 
 	// Store, if set, makes a Fetcher that fetches into it.
 	Store node.Blockstore
@@ -121,13 +128,15 @@ func Start(cfg Config) (*Peer, error) {
 		}
 	}
 	p.Transport, err = exchange.NewTransport(exchange.TransportConfig{
-		Signaler:     exchange.SignalerFunc(p.signal),
-		Handler:      handler,
-		ICEServers:   cfg.ICEServers,
-		ICESource:    p.relayICE,
-		Net:          cfg.Net,
-		LoopbackOnly: cfg.LoopbackOnly,
-		Logger:       cfg.Logger,
+		Signaler:         exchange.SignalerFunc(p.signal),
+		Handler:          handler,
+		ICEServers:       cfg.ICEServers,
+		ICESource:        p.relayICE,
+		Net:              cfg.Net,
+		LoopbackOnly:     cfg.LoopbackOnly,
+		RelayOnly:        cfg.RelayOnly,
+		RelayOnlyServing: cfg.RelayOnlyServing,
+		Logger:           cfg.Logger,
 	})
 	if err != nil {
 		p.closeParts()
