@@ -42,10 +42,14 @@ func TestZeroEdit(t *testing.T) {
 }
 
 // TestNoInject: with the loader off, an unmodified page registers no
-// worker.
+// worker, and the worker, registered by a page that carries the tag
+// itself, serves the others as published.
 func TestNoInject(t *testing.T) {
 	needBrowser(t)
-	files := map[string][]byte{"index.html": []byte("<!doctype html><title>x</title><p>x")}
+	files := map[string][]byte{
+		"index.html":  []byte("<!doctype html><title>x</title><p>x"),
+		"tagged.html": []byte(`<!doctype html><head><script src="/.hearth/hearth.js" defer></script><title>t</title></head><p>t`),
+	}
 	o := startOrigin(t, files, jsconfig.Config{NoInject: true})
 	br := newBrowser(t)
 	navigate(t, br.ctx, o.URL+"/")
@@ -54,5 +58,14 @@ func TestNoInject(t *testing.T) {
 	}
 	if reg := eval[bool](t, br.ctx, `navigator.serviceWorker.getRegistrations().then(r => r.length > 0)`); reg {
 		t.Errorf("a worker registered with NoInject")
+	}
+	loadControlled(t, br.ctx, o.URL+"/tagged.html")
+	o.resetCounts()
+	navigate(t, br.ctx, o.URL+"/")
+	if n := eval[int](t, br.ctx, jsLoaderTags); n != 0 {
+		t.Errorf("the worker added the loader with NoInject: %d tags", n)
+	}
+	if f := o.files.Load(); f != 0 {
+		t.Errorf("the origin's files sent %d bytes; want the page from the worker", f)
 	}
 }

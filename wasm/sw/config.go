@@ -24,6 +24,7 @@ func configFrom(v js.Value) (*jsconfig.Config, error) {
 		c.UploadKiBps = number(v.Get("uploadKiBps"))
 		c.AgentTimeoutMS = number(v.Get("agentTimeoutMs"))
 		c.MaxStaleMS = number(v.Get("maxStaleMs"))
+		c.NoInject = v.Get("noInject").Truthy()
 		// iceServers are the page agent's business.
 	}
 	if err := c.Normalize(); err != nil {

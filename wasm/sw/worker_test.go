@@ -21,12 +21,12 @@ import (
 var testSite = node.SiteID{1, 2, 3}.String()
 
 func TestConfigFrom(t *testing.T) {
-	obj := jsx.Global().Get("JSON").Call("parse", `{"site":"`+testSite+`","prefixes":["/a/","/b/"],"cacheMiB":10,"agentTimeoutMs":300}`)
+	obj := jsx.Global().Get("JSON").Call("parse", `{"site":"`+testSite+`","prefixes":["/a/","/b/"],"cacheMiB":10,"agentTimeoutMs":300,"noInject":true}`)
 	c, err := configFrom(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Scope != "/" || len(c.Prefixes) != 2 || c.CacheMiB != 10 || c.AgentTimeoutMS != 300 {
+	if c.Scope != "/" || len(c.Prefixes) != 2 || c.CacheMiB != 10 || c.AgentTimeoutMS != 300 || !c.NoInject {
 		t.Fatalf("%+v", c)
 	}
 	if _, err := configFrom(js.Undefined()); err == nil {
