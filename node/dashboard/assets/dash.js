@@ -38,7 +38,10 @@ function el(name, attrs, parent) {
 // plot draws series (arrays of numbers, stacked when stacked) as areas in svg.
 function plot(svg, series, colors, opts) {
   svg.replaceChildren();
-  const [, , W, H] = svg.getAttribute('viewBox').split(' ').map(Number);
+  // Drawn at the size shown, so that text is not stretched.
+  const W = svg.clientWidth || 600;
+  const H = svg.clientHeight || 180;
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   const n = series.length ? series[0].length : 0;
   let max = opts.max;
   if (max === undefined) {
@@ -128,7 +131,7 @@ function draw(records) {
     tr.innerHTML = `<td><i class="swatch" style="background:${color}"></i>${name}</td><td class="num" data-source="${name}" data-value="${v}">${fmtBytes(v)}</td><td class="num">${total ? fmtPct(v / total) : '–'}</td>`;
   }
 
-  plot($('streams-plot'), [samples.map((x) => x.streams)], [css('record')], { label: (m) => m + ' streams' });
+  plot($('streams-plot'), [samples.map((x) => x.streams)], [css('record')], { label: (m) => m + (m === 1 ? ' stream' : ' streams') });
   $('kinds').innerHTML = '<tr><th>kind</th><th class="num">requests</th><th class="num">bytes</th></tr>';
   for (const k of KINDS) {
     const tr = $('kinds').insertRow();
@@ -144,6 +147,9 @@ function draw(records) {
     tr.innerHTML = `<td class="num">${r.seq}</td><td class="root"></td><td>${new Date(r.published).toLocaleString()}</td>`;
     tr.cells[1].textContent = r.root;
   }
+  const span = samples.length > 1 ? Math.round((s.t - samples[0].t) / 1000) : 0;
+  const ago = span >= 120 ? `${Math.round(span / 60)} min ago` : `${span} s ago`;
+  for (const id of ['offload-span', 'rate-span', 'streams-span']) $(id).textContent = ago;
   document.body.dataset.sampled = String(s.t);
 }
 
