@@ -123,7 +123,9 @@ func TestDashboard(t *testing.T) {
 	}
 	navigate(t, tab, dashURL+"?token="+token)
 	waitFor(t, tab, "the dashboard's first samples", `document.body.dataset.sampled !== undefined`, 30*time.Second)
-	time.Sleep(6 * time.Second) // a few seconds of traffic on the plots
+	// Six more samples of traffic on the plots.
+	n0 := eval[int](t, tab, `samples.length`)
+	waitFor(t, tab, "six samples during the traffic", fmt.Sprintf(`samples.length >= %d`, n0+6), 30*time.Second)
 	stopTraffic()
 	wg.Wait()
 
