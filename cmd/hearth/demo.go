@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/hosting"
 )
 
 //go:embed all:demosite
@@ -117,8 +119,18 @@ func (d *demo) run(ctx context.Context, siteDir, listen string, seeders int) (er
 		return fmt.Errorf("relay: %w (log: %s)", err, d.logPath("relay"))
 	}
 
-	originAddr, err := d.start(ctx, "origin", "origin", "--store", filepath.Join(d.dir, "origin-store"),
-		"--key", keyFile, "--site", siteDir, "--watch", "--listen", listen, "--relay", relayURL)
+	// The seeders' addresses are chosen first, so that the origin's
+	// dashboard can read their metrics.
+	seederAddrs := make([]string, seeders)
+	originArgs := []string{"origin", "--store", filepath.Join(d.dir, "origin-store"),
+		"--key", keyFile, "--site", siteDir, "--watch", "--listen", listen, "--relay", relayURL}
+	for i := range seederAddrs {
+		if seederAddrs[i], err = freeLoopbackAddr(); err != nil {
+			return err
+		}
+		originArgs = append(originArgs, "--dashboard-peer", "http://"+seederAddrs[i])
+	}
+	originAddr, err := d.start(ctx, "origin", originArgs...)
 	if err != nil {
 		return err
 	}
@@ -130,7 +142,7 @@ func (d *demo) run(ctx context.Context, siteDir, listen string, seeders int) (er
 	for i := 1; i <= seeders; i++ {
 		name := fmt.Sprintf("seeder%d", i)
 		addr, err := d.start(ctx, name, "seed", site.String(), "--origin", originURL,
-			"--store", filepath.Join(d.dir, name+"-store"), "--listen", "127.0.0.1:0", "--relay", relayURL)
+			"--store", filepath.Join(d.dir, name+"-store"), "--listen", seederAddrs[i-1], "--relay", relayURL)
 		if err != nil {
 			return err
 		}
@@ -148,6 +160,7 @@ func (d *demo) run(ctx context.Context, siteDir, listen string, seeders int) (er
 	}
 	fmt.Fprintf(d.out, "logs     %s\n", d.dir)
 	fmt.Fprintf(d.out, "\nopen %s/  (edit %s and the site republishes; Ctrl-C stops)\n", originURL, siteDir)
+	fmt.Fprintf(d.out, "dashboard %s%s  (the operator's view: offload, bytes by source, visitors, records)\n", originURL, hosting.DashboardPrefix)
 	if seeders > 0 {
 		fmt.Fprintf(d.out, "stop the origin (kill %d) and the site lives on: visitors' service workers fetch it from the seeders\n", d.pid("origin"))
 	}
@@ -280,4 +293,14 @@ func waitHealthy(ctx context.Context, url string) error {
 		}
 	}
 	return fmt.Errorf("not ready after 60 s: %s", last)
+}
+
+// freeLoopbackAddr returns a loopback address with a port free right now.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }

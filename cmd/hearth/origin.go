@@ -24,13 +24,14 @@ func newOriginCmd() *cobra.Command {
 	var maxPublish string
 	var browser *browserFlags // browser client flags, set below (origin_browser.go)
 	var streams *eventStreamFlags
+	var dash *dashboardFlags
 	cmd := &cobra.Command{
 		Use:   "origin --key FILE [--store DIR] [--listen ADDR] [--site SRC [--watch]]",
 		Short: "Serve a site: its files, signed root records (with push) and a trustless gateway",
 		Long: `Serve the site of --key: its files at their paths from the latest root,
 the latest root record and the record history at /.well-known/hearth/SITE/,
-a record event stream, the IPFS Trustless Gateway at /ipfs/, /metrics and
-/healthz. With --site SRC, publish SRC first (signing a new record if its
+a record event stream, the IPFS Trustless Gateway at /ipfs/, /metrics,
+/healthz and the operator dashboard (--dashboard). With --site SRC, publish SRC first (signing a new record if its
 root changed); with --watch, republish whenever SRC changes. Each new root
 is pinned; older ones are unpinned past --keep and --keep-for, and blocks
 no pin keeps are deleted (other sites' pins in the store are kept).`,
@@ -53,12 +54,17 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 				return fmt.Errorf("--max-publish: %w", err)
 			}
 			log := slog.Default()
+			dashOpts, err := dash.options()
+			if err != nil {
+				return err
+			}
 			client, err := browser.client(node.SiteIDOf(key.Public().(ed25519.PublicKey)), nil, log)
 			if err != nil {
 				return err
 			}
 			o, err := origin.New(origin.Config{Store: st, Key: key, Source: src, Debounce: debounce, Keep: keep, KeepFor: keepFor,
-				InjectLoader: browser.inject(client), EventStreams: streams.limits(), MaxPublish: maxPub, Logger: log})
+				InjectLoader: browser.inject(client), EventStreams: streams.limits(), MaxPublish: maxPub, Logger: log,
+				Dashboard: dashOpts})
 			if err != nil {
 				return err
 			}
@@ -79,6 +85,10 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 			log.Info("origin serving", "addr", ln.Addr().String(), "site", o.Site().String())
 			g, ctx := errgroup.WithContext(ctx)
 			g.Go(func() error { return hosting.Serve(ctx, ln, handler, log, o.Close) })
+			if d := o.Dashboard(); d != nil {
+				log.Info("operator dashboard", "url", dash.url(ln.Addr()))
+				g.Go(func() error { return d.Run(ctx) })
+			}
 			if watch {
 				g.Go(func() error { return o.Watch(ctx) })
 			}
@@ -97,6 +107,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 	cmd.Flags().DurationVar(&debounce, "debounce", 500*time.Millisecond, "with --watch: quiet time before republishing")
 	addRetentionFlags(cmd, &keep, &keepFor)
 	streams = addEventStreamFlags(cmd)
+	dash = addDashboardFlags(cmd)
 	cmd.Flags().StringVar(&maxPublish, "max-publish", "4GiB", "refuse an upload (POST .../publish, from hearth mount --key) whose body exceeds SIZE (413)")
 	cmd.Flags().StringVar(&addrFile, "addr-file", "", "write the bound address to this file once listening")
 	return cmd

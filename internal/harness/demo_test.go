@@ -41,7 +41,7 @@ func TestDemo(t *testing.T) {
 	}()
 	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 
-	var originURL string
+	var originURL, dashURL string
 	originPID := 0
 	seeders := map[string]string{}
 	deadline := time.After(90 * time.Second)
@@ -54,6 +54,9 @@ func TestDemo(t *testing.T) {
 			f := strings.Fields(l)
 			if len(f) >= 2 && f[0] == "open" {
 				originURL = strings.TrimSuffix(f[1], "/")
+			}
+			if len(f) >= 2 && f[0] == "dashboard" {
+				dashURL = f[1]
 			}
 			if len(f) >= 5 && f[0] == "stop" && strings.HasPrefix(f[3], "(kill") {
 				originPID, _ = strconv.Atoi(strings.TrimSuffix(f[4], ")"))
@@ -68,6 +71,9 @@ func TestDemo(t *testing.T) {
 	if len(seeders) != 2 {
 		t.Fatalf("seeders %v", seeders)
 	}
+	if dashURL == "" {
+		t.Fatal("demo printed no dashboard URL")
+	}
 	get := func(u string) (int, string) {
 		resp, err := http.Get(u)
 		if err != nil {
@@ -80,6 +86,9 @@ func TestDemo(t *testing.T) {
 	code, home := get(originURL + "/")
 	if code != 200 || !strings.Contains(home, "/.hearth/hearth.js") {
 		t.Fatalf("origin home: %d", code)
+	}
+	if c, page := get(dashURL); c != 200 || !strings.Contains(page, "dash.js") {
+		t.Fatalf("dashboard %s: %d", dashURL, c)
 	}
 	for name, u := range seeders {
 		if c, page := get(u + "/"); c != 200 || page != home {

@@ -24,6 +24,14 @@ type Observer interface {
 	Served(kind ServeKind, code int, bytes int64)
 }
 
+// StreamObserver is an optional ability of an Observer: it learns the
+// number of record event streams open and of distinct clients (as
+// StreamLimits counts them) whenever either changes. It is called with a
+// lock held and must be fast.
+type StreamObserver interface {
+	Streams(open, clients int)
+}
+
 type nopObserver struct{}
 
 func (nopObserver) Served(ServeKind, int, int64) {}

@@ -58,6 +58,9 @@ func NewRecords(opts RecordsOptions, feeds ...*RecordFeed) *Records {
 		mux:       http.NewServeMux(),
 		closed:    make(chan struct{}),
 	}
+	if so, ok := opts.Observer.(StreamObserver); ok {
+		h.streams.onChange = so.Streams
+	}
 	for _, f := range feeds {
 		h.feeds[f.Site()] = f
 	}

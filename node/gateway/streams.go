@@ -41,9 +41,10 @@ type StreamLimits struct {
 type streamLimiter struct {
 	perIP, total int // negative: no bound
 
-	mu   sync.Mutex
-	n    int
-	byIP map[netip.Prefix]int
+	mu       sync.Mutex
+	n        int
+	byIP     map[netip.Prefix]int
+	onChange func(open, clients int) // nil: none; called under mu
 }
 
 func newStreamLimiter(l StreamLimits) *streamLimiter {
@@ -71,6 +72,7 @@ func (l *streamLimiter) acquire(remoteAddr string) (release func(), err error) {
 	}
 	l.n++
 	l.byIP[p]++
+	l.changed()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -80,8 +82,16 @@ func (l *streamLimiter) acquire(remoteAddr string) (release func(), err error) {
 			if l.byIP[p]--; l.byIP[p] <= 0 {
 				delete(l.byIP, p)
 			}
+			l.changed()
 		})
 	}, nil
+}
+
+// changed reports the counts to onChange; l.mu is held.
+func (l *streamLimiter) changed() {
+	if l.onChange != nil {
+		l.onChange(l.n, len(l.byIP))
+	}
 }
 
 // clientPrefix returns what a client at remoteAddr ("ip:port") is counted

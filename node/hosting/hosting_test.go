@@ -36,9 +36,11 @@ func TestServeRoutesAndShutdown(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		}),
-		Site:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "site") }),
-		Metrics: m.Handler(),
-		Health:  func() (bool, any) { r := ready.Load(); return r, map[string]bool{"ready": r} },
+		Site:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "site") }),
+		Publish:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "publish") }),
+		Dashboard: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") }),
+		Metrics:   m.Handler(),
+		Health:    func() (bool, any) { r := ready.Load(); return r, map[string]bool{"ready": r} },
 	}.Handler()
 
 	addrFile := filepath.Join(t.TempDir(), "addr")
@@ -65,10 +67,16 @@ func TestServeRoutesAndShutdown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for path, want := range map[string]string{"/ipfs/x": "ipfs", "/": "site", "/a/b": "site"} {
+	for path, want := range map[string]string{"/ipfs/x": "ipfs", "/": "site", "/a/b": "site",
+		hosting.DashboardPrefix: "dashboard", hosting.DashboardPrefix + "events": "dashboard"} {
 		if code, body := get(path); code != 200 || body != want {
 			t.Errorf("%s: %d %q", path, code, body)
 		}
+	}
+	if resp, err := http.Post(base+"/.well-known/hearth/x/publish", "application/vnd.ipld.car", nil); err != nil {
+		t.Fatal(err)
+	} else if b, _ := io.ReadAll(resp.Body); string(b) != "publish" {
+		t.Errorf("publish: %q", b)
 	}
 	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, `"ready":false`) {
 		t.Errorf("healthz: %d %q", code, body)

@@ -25,6 +25,8 @@ import (
 //	hearth_sources_dropped_total             sources dropped for sending wrong data
 //	hearth_gc_deleted_blocks_total           blocks garbage-collected
 //	hearth_published_roots_total             roots published (origin)
+//	hearth_event_streams_open                record event streams open (visitors' pages and seeders)
+//	hearth_event_stream_clients              distinct clients (IPv4 address, IPv6 /64) with a stream open
 //
 // plus the Go runtime and process collectors. Safe for concurrent use.
 type Metrics struct {
@@ -42,6 +44,8 @@ type Metrics struct {
 	SourcesDrop   prometheus.Counter
 	GCDeleted     prometheus.Counter
 	Published     prometheus.Counter
+	streamsOpen   prometheus.Gauge
+	streamClients prometheus.Gauge
 }
 
 // NewMetrics returns metrics registered in a fresh registry.
@@ -86,8 +90,14 @@ func NewMetrics() *Metrics {
 		Published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hearth_published_roots_total", Help: "Roots published and signed by this origin.",
 		}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hearth_event_streams_open", Help: "Record event streams open.",
+		}),
+		streamClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hearth_event_stream_clients", Help: "Distinct clients (IPv4 address, IPv6 /64) with a record event stream open.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.respBytes, m.ReplBlocks, m.ReplBytes, m.RecordSeq,
+	for _, c := range []prometheus.Collector{m.streamsOpen, m.streamClients, m.requests, m.respBytes, m.ReplBlocks, m.ReplBytes, m.RecordSeq,
 		m.PinnedSeq, m.PinnedRoots, m.RecordsRefuse, m.RootsRefused, m.SourcesDrop, m.GCDeleted, m.Published,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
@@ -110,9 +120,22 @@ func (m *Metrics) Stored(blocks int, bytes int64) {
 	m.ReplBytes.Add(float64(bytes))
 }
 
+// Streams implements gateway.StreamObserver.
+func (m *Metrics) Streams(open, clients int) {
+	m.streamsOpen.Set(float64(open))
+	m.streamClients.Set(float64(clients))
+}
+
+// Gatherer returns the registry the metrics are in, for readers of the
+// same values /metrics serves (the operator dashboard).
+func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-var _ gateway.Observer = (*Metrics)(nil)
+var (
+	_ gateway.Observer       = (*Metrics)(nil)
+	_ gateway.StreamObserver = (*Metrics)(nil)
+)

@@ -13,10 +13,15 @@ type Routes struct {
 	Publish   http.Handler // POST /.well-known/hearth/{site}/publish
 	Site      http.Handler // every other path
 	Metrics   http.Handler // /metrics
+	Dashboard http.Handler // /.well-known/hearth/dashboard/ (origin only)
 	// Health answers /healthz: ready reports whether the node can serve
 	// its site; detail is encoded as JSON in the body.
 	Health func() (ready bool, detail any)
 }
+
+// DashboardPrefix is where an origin serves its operator dashboard: under
+// the well-known prefix, where a site's own files never are.
+const DashboardPrefix = "/.well-known/hearth/dashboard/"
 
 // Handler returns the node's route table:
 //
@@ -24,6 +29,7 @@ type Routes struct {
 //	/.well-known/hearth/    root records
 //	POST …/{site}/publish   a new signed root with its blocks (origin only)
 //	/metrics                Prometheus metrics
+//	/.well-known/hearth/dashboard/  the operator dashboard (origin only)
 //	/healthz                readiness: 200 when ready, else 503; JSON detail
 //	/                       the site's files
 //
@@ -38,6 +44,11 @@ func (r Routes) Handler() http.Handler {
 	}
 	if r.Publish != nil {
 		mux.Handle("POST /.well-known/hearth/{site}/publish", r.Publish)
+	}
+	if r.Dashboard != nil {
+		// No site is named "dashboard": record paths stay apart. GET
+		// only, so that the pattern stays apart from POST …/{site}/publish.
+		mux.Handle("GET "+DashboardPrefix, r.Dashboard)
 	}
 	if r.Metrics != nil {
 		mux.Handle("GET /metrics", r.Metrics)

@@ -19,6 +19,7 @@ import (
 	cid "github.com/ipfs/go-cid"
 
 	"github.com/hearthcdn/hearth/node"
+	"github.com/hearthcdn/hearth/node/dashboard"
 	"github.com/hearthcdn/hearth/node/gateway"
 	"github.com/hearthcdn/hearth/node/hosting"
 	"github.com/hearthcdn/hearth/node/importer"
@@ -69,6 +70,10 @@ type Config struct {
 	PublishMinRate int64
 	Logger         *slog.Logger     // nil: slog.Default()
 	Metrics        *hosting.Metrics // nil: fresh metrics
+	// Dashboard, when set, serves the operator dashboard at
+	// hosting.DashboardPrefix; its Prefix, Gatherer and Feed are filled
+	// in. Run it with Dashboard().Run.
+	Dashboard *dashboard.Options
 }
 
 // Origin serves one site. Create it with New.
@@ -77,6 +82,7 @@ type Origin struct {
 	site    node.SiteID
 	feed    *gateway.RecordFeed
 	records *gateway.Records
+	dash    *dashboard.Dashboard
 	handler http.Handler
 	log     *slog.Logger
 
@@ -110,6 +116,16 @@ func New(cfg Config) (*Origin, error) {
 	}
 	m := cfg.Metrics
 	o.records = gateway.NewRecords(gateway.RecordsOptions{Logger: o.log, Observer: m, Streams: cfg.EventStreams}, feed)
+	var dash http.Handler
+	if cfg.Dashboard != nil {
+		do := *cfg.Dashboard
+		do.Prefix, do.Gatherer, do.Feed = hosting.DashboardPrefix, m.Gatherer(), feed
+		if do.Logger == nil {
+			do.Logger = o.log
+		}
+		o.dash = dashboard.New(do)
+		dash = o.dash
+	}
 	o.handler = hosting.Routes{
 		Trustless: gateway.NewTrustless(cfg.Store, gateway.TrustlessOptions{Logger: o.log, Observer: m}),
 		Records:   o.records,
@@ -118,9 +134,10 @@ func New(cfg Config) (*Origin, error) {
 		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, gateway.PublishOptions{
 			MaxBody: cfg.MaxPublish, BodyIdle: cfg.PublishIdle, MinRate: cfg.PublishMinRate, Logger: o.log,
 		})),
-		Site:    gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m, InjectLoader: cfg.InjectLoader}),
-		Metrics: m.Handler(),
-		Health:  o.health,
+		Site:      gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m, InjectLoader: cfg.InjectLoader}),
+		Metrics:   m.Handler(),
+		Dashboard: dash,
+		Health:    o.health,
 	}.Handler()
 	return o, nil
 }
@@ -134,8 +151,18 @@ func (o *Origin) Feed() *gateway.RecordFeed { return o.feed }
 // Handler returns the origin's HTTP handler (routes: hosting.Routes.Handler).
 func (o *Origin) Handler() http.Handler { return o.handler }
 
-// Close ends the open record event streams; call it when shutting down.
-func (o *Origin) Close() { o.records.Close() }
+// Dashboard returns the operator dashboard, nil unless Config.Dashboard
+// was set.
+func (o *Origin) Dashboard() *dashboard.Dashboard { return o.dash }
+
+// Close ends the open record event streams (and the dashboard's); call it
+// when shutting down.
+func (o *Origin) Close() {
+	o.records.Close()
+	if o.dash != nil {
+		o.dash.Close()
+	}
+}
 
 func (o *Origin) root(context.Context) (cid.Cid, error) {
 	r := o.feed.Latest()
