@@ -126,63 +126,21 @@ type CARImport struct {
 // blocks belong to the roots' DAGs: it reads CARs written children first.
 func ImportCAR(ctx context.Context, bs Blockstore, r io.Reader, batchBytes int) (CARImport, error) {
 	var out CARImport
-	if batchBytes <= 0 {
-		batchBytes = 8 << 20
-	}
 	cr, err := NewCARReader(r)
 	if err != nil {
 		return out, err
 	}
 	out.Roots = cr.Roots()
-	var batch []Block
-	size := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := bs.PutMany(ctx, batch); err != nil {
-			return err
-		}
-		for _, b := range batch {
-			out.Added = append(out.Added, b.Cid)
-		}
-		batch, size = batch[:0], 0
-		return nil
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		b, err := cr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return out, err
-		}
+	out.Blocks, _, err = importBlocks(ctx, bs, cr, batchBytes, &out.Added, func(b Block) error {
 		if err := Verify(b.Cid, b.Data); err != nil {
-			return out, fmt.Errorf("importing CAR: %w", err)
+			return fmt.Errorf("importing CAR: %w", err)
 		}
 		if b.Cid.Type() == CodecDagPB {
 			if _, err := Decode(b.Cid, b.Data); err != nil {
-				return out, fmt.Errorf("importing CAR: %w", err)
+				return fmt.Errorf("importing CAR: %w", err)
 			}
 		}
-		out.Blocks++
-		has, err := bs.Has(ctx, b.Cid)
-		if err != nil {
-			return out, err
-		}
-		if has {
-			continue
-		}
-		batch = append(batch, b)
-		size += len(b.Data)
-		if size >= batchBytes {
-			if err := flush(); err != nil {
-				return out, err
-			}
-		}
-	}
-	return out, flush()
+		return nil
+	})
+	return out, err
 }

@@ -37,9 +37,6 @@ type DAGImport struct {
 // blocks bs already holds, or that were never sent, are not followed.
 func ImportDAG(ctx context.Context, bs Blockstore, root cid.Cid, r io.Reader, batchBytes int) (DAGImport, error) {
 	var out DAGImport
-	if batchBytes <= 0 {
-		batchBytes = 8 << 20
-	}
 	cr, err := NewCARReader(r)
 	if err != nil {
 		return out, err
@@ -47,6 +44,39 @@ func ImportDAG(ctx context.Context, bs Blockstore, root cid.Cid, r io.Reader, ba
 	// wanted holds the blocks that may still come: root, and every link of
 	// a block read. A block read leaves it, so a repeat is refused.
 	wanted := map[string]struct{}{root.KeyString(): {}}
+	out.Blocks, out.Bytes, err = importBlocks(ctx, bs, cr, batchBytes, &out.Added, func(b Block) error {
+		k := b.Cid.KeyString()
+		if _, ok := wanted[k]; !ok {
+			return fmt.Errorf("block %s is not linked from root %s by a block sent before it, or is sent twice: %w", b.Cid, root, ErrUnexpectedBlock)
+		}
+		delete(wanted, k)
+		if err := Verify(b.Cid, b.Data); err != nil {
+			return fmt.Errorf("importing DAG %s: %w", root, err)
+		}
+		if b.Cid.Type() == CodecDagPB {
+			nd, err := Decode(b.Cid, b.Data)
+			if err != nil {
+				return fmt.Errorf("importing DAG %s: %w", root, err)
+			}
+			for _, l := range nd.Links {
+				wanted[l.Cid.KeyString()] = struct{}{}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// importBlocks reads cr to its end, hands each block to accept (which
+// checks it, and refuses it with an error that ends the import), and
+// stores the accepted blocks bs lacks in durable batches of up to
+// batchBytes (0: 8 MiB), appending each stored block to added. It returns
+// the blocks accepted and their bytes. On an error, the batch not yet
+// written is dropped; added lists what was stored before.
+func importBlocks(ctx context.Context, bs Blockstore, cr *CARReader, batchBytes int, added *[]cid.Cid, accept func(Block) error) (n int, bytes int64, err error) {
+	if batchBytes <= 0 {
+		batchBytes = 8 << 20
+	}
 	var batch []Block
 	size := 0
 	flush := func() error {
@@ -57,44 +87,30 @@ func ImportDAG(ctx context.Context, bs Blockstore, root cid.Cid, r io.Reader, ba
 			return err
 		}
 		for _, b := range batch {
-			out.Added = append(out.Added, b.Cid)
+			*added = append(*added, b.Cid)
 		}
 		batch, size = batch[:0], 0
 		return nil
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return n, bytes, err
 		}
 		b, err := cr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return out, err
+			return n, bytes, err
 		}
-		k := b.Cid.KeyString()
-		if _, ok := wanted[k]; !ok {
-			return out, fmt.Errorf("block %s is not linked from root %s by a block sent before it, or is sent twice: %w", b.Cid, root, ErrUnexpectedBlock)
+		if err := accept(b); err != nil {
+			return n, bytes, err
 		}
-		delete(wanted, k)
-		if err := Verify(b.Cid, b.Data); err != nil {
-			return out, fmt.Errorf("importing DAG %s: %w", root, err)
-		}
-		if b.Cid.Type() == CodecDagPB {
-			nd, err := Decode(b.Cid, b.Data)
-			if err != nil {
-				return out, fmt.Errorf("importing DAG %s: %w", root, err)
-			}
-			for _, l := range nd.Links {
-				wanted[l.Cid.KeyString()] = struct{}{}
-			}
-		}
-		out.Blocks++
-		out.Bytes += int64(len(b.Data))
+		n++
+		bytes += int64(len(b.Data))
 		has, err := bs.Has(ctx, b.Cid)
 		if err != nil {
-			return out, err
+			return n, bytes, err
 		}
 		if has {
 			continue
@@ -103,11 +119,11 @@ func ImportDAG(ctx context.Context, bs Blockstore, root cid.Cid, r io.Reader, ba
 		size += len(b.Data)
 		if size >= batchBytes {
 			if err := flush(); err != nil {
-				return out, err
+				return n, bytes, err
 			}
 		}
 	}
-	return out, flush()
+	return n, bytes, flush()
 }
 
 // DiscardBlocks deletes, of the blocks cs (a failed upload's), those that
