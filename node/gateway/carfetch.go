@@ -83,19 +83,7 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 	wrap := func(err error) error { return fmt.Errorf("%s: %w", where, err) }
 	// classifyRead turns a failure to read the stream into the right kind.
 	classifyRead := func(body *bodyReader, err error) error {
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(context.Cause(rctx), errIdle):
-			return wrap(fmt.Errorf("%w: %v", ErrTooSlow, errIdle))
-		case errors.Is(err, errCARTooLarge):
-			return wrap(fmt.Errorf("%w: %w", ErrLied, err))
-		case body.err != nil:
-			return wrap(fmt.Errorf("%w: %v", ErrSourceFailed, body.err))
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return wrap(fmt.Errorf("%w: the CAR ends before the traversal does", ErrSourceFailed))
-		}
-		return wrap(fmt.Errorf("%w: malformed CAR: %v", ErrLied, err))
+		return classifyCARRead(ctx, rctx, body, err, "traversal", wrap)
 	}
 
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, carURL(s.base, req), nil)
@@ -169,4 +157,25 @@ func (f *Fetcher) carFrom(ctx context.Context, s *source, req node.Request, bs n
 		return nil, err
 	}
 	return res, nil
+}
+
+// classifyCARRead turns a failure to read a CAR stream (body, read under
+// rctx, a child of the caller's ctx) into the right kind of error, wrapped
+// by wrap: the caller's own end, a source too slow (ErrTooSlow), one that
+// sent too much or malformed bytes (ErrLied), or one that failed or ended
+// early (ErrSourceFailed) before the walk named what did.
+func classifyCARRead(ctx, rctx context.Context, body *bodyReader, err error, walk string, wrap func(error) error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(context.Cause(rctx), errIdle):
+		return wrap(fmt.Errorf("%w: %v", ErrTooSlow, errIdle))
+	case errors.Is(err, errCARTooLarge):
+		return wrap(fmt.Errorf("%w: %w", ErrLied, err))
+	case body.err != nil:
+		return wrap(fmt.Errorf("%w: %v", ErrSourceFailed, body.err))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return wrap(fmt.Errorf("%w: the CAR ends before the %s does", ErrSourceFailed, walk))
+	}
+	return wrap(fmt.Errorf("%w: malformed CAR: %v", ErrLied, err))
 }

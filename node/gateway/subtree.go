@@ -84,19 +84,7 @@ func (r *Replicator) subtreeFrom(ctx context.Context, s *source, root cid.Cid, a
 	watchdog.Reset(idle)
 	body := &bodyReader{r: resp.Body, left: f.opts.MaxCARBytes, limit: f.opts.MaxCARBytes}
 	classifyRead := func(err error) error {
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(context.Cause(rctx), errIdle):
-			return wrap(fmt.Errorf("%w: %v", ErrTooSlow, errIdle))
-		case errors.Is(err, errCARTooLarge):
-			return wrap(fmt.Errorf("%w: %w", ErrLied, err))
-		case body.err != nil:
-			return wrap(fmt.Errorf("%w: %v", ErrSourceFailed, body.err))
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return wrap(fmt.Errorf("%w: the CAR ends before the DAG does", ErrSourceFailed))
-		}
-		return wrap(fmt.Errorf("%w: malformed CAR: %v", ErrLied, err))
+		return classifyCARRead(ctx, rctx, body, err, "DAG", wrap)
 	}
 	cr, err := node.NewCARReader(body)
 	if err != nil {
