@@ -14,20 +14,31 @@ import (
 // the client, until the page agent has found peers (about as long).
 const dwell = 500 * time.Millisecond
 
-// loadTime is the page's navigation start → load event, in ms (Navigation
-// Timing Level 2: the navigation entry's loadEventStart).
-func loadTime(t testing.TB, tab context.Context) float64 {
+// navTiming is the page's navigation entry (Navigation Timing Level 2),
+// in ms from the navigation's start: the first and last byte of the HTML,
+// and the load event.
+type navTiming struct {
+	ResponseStart float64 `json:"responseStart"`
+	ResponseEnd   float64 `json:"responseEnd"`
+	Load          float64 `json:"loadEventStart"`
+}
+
+// loadTime returns the page's navigation timing once its load event has
+// fired.
+func loadTime(t testing.TB, tab context.Context) navTiming {
 	t.Helper()
-	return eval[float64](t, tab, `new Promise((resolve) => {
-	  const get = () => { const e = performance.getEntriesByType('navigation')[0]; if (e && e.loadEventStart > 0) resolve(e.loadEventStart); else setTimeout(get, 10); };
+	return eval[navTiming](t, tab, `new Promise((resolve) => {
+	  const get = () => { const e = performance.getEntriesByType('navigation')[0]; if (e && e.loadEventStart > 0) resolve(e.toJSON()); else setTimeout(get, 10); };
 	  get();
 	})`)
 }
 
-// pageLoad is one page's load times, in ms.
+// pageLoad is one page's load times, in ms, and the cold and warm
+// navigations' timings.
 type pageLoad struct {
-	page       string
-	cold, warm float64
+	page             string
+	cold, warm       float64
+	coldNav, warmNav navTiming
 }
 
 // pageLoads is one visitor's load times of a site's pages, in ms, summed:
@@ -76,14 +87,14 @@ func (s *docSwarm) visitDocs(t testing.TB, withWorker bool, reset func()) pageLo
 	for round := range 2 {
 		for i, p := range s.site.pages {
 			navigate(t, tab, o.URL+"/"+p)
-			ms := loadTime(t, tab)
+			nt := loadTime(t, tab)
 			l.pages[i].page = p
 			if round == 0 {
-				l.cold += ms
-				l.pages[i].cold = ms
+				l.cold += nt.Load
+				l.pages[i].cold, l.pages[i].coldNav = nt.Load, nt
 			} else {
-				l.warm += ms
-				l.pages[i].warm = ms
+				l.warm += nt.Load
+				l.pages[i].warm, l.pages[i].warmNav = nt.Load, nt
 			}
 			// The visitor reads the page before the next click: long
 			// enough for the new page's agent to find peers.
