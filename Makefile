@@ -43,7 +43,7 @@ test-wasm:
 # Browser end-to-end tests (headless Chromium in a network namespace; they
 # build their own wasm first and skip when Chromium or unshare is missing).
 test-browser:
-	$(GO) test -count=1 -timeout 15m ./testbrowser/
+	$(GO) test -count=1 -timeout 25m ./testbrowser/
 
 # The swarm acceptance suite in headless Chromium (also part of `make test`).
 e2e: test-browser

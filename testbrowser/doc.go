@@ -23,7 +23,7 @@
 // BenchmarkPageLoad reports the same per site, and BenchmarkSeederToPage
 // measures seeder → page transfers.
 //
-//	go test ./testbrowser/            # all browser tests (make test-browser)
+//	go test -timeout 25m ./testbrowser/   # all browser tests (make test-browser)
 //	go test -run TestAcceptance ./testbrowser/
 //	go test -run '^$' -bench . -benchtime 3x ./testbrowser/   # make bench-browser
 package testbrowser
