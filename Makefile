@@ -50,7 +50,7 @@ e2e: test-browser
 
 # Seeder → page through the service worker, next to WebTorrent's figures.
 bench-browser:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m ./testbrowser/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./testbrowser/
 
 # 10,000 WebSocket peers against a relay on loopback (see relay/README.md).
 bench-relay:
