@@ -54,14 +54,14 @@ netlab:
 # Browser end-to-end tests (headless Chromium in a network namespace; they
 # build their own wasm first and skip when Chromium or unshare is missing).
 test-browser:
-	$(GO) test -count=1 -timeout 15m ./testbrowser/
+	$(GO) test -count=1 -timeout 25m ./testbrowser/
 
 # The swarm acceptance suite in headless Chromium (also part of `make test`).
 e2e: test-browser
 
 # Seeder → page through the service worker, next to WebTorrent's figures.
 bench-browser:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m ./testbrowser/
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./testbrowser/
 
 # 10,000 WebSocket peers against a relay on loopback (see relay/README.md).
 bench-relay:

@@ -20,6 +20,9 @@ type browser struct {
 
 	mu  sync.Mutex
 	log []string // console messages and exceptions of every tab
+
+	stopOnce sync.Once
+	cancel   func() // stops Chromium
 }
 
 // newBrowser starts Chromium with the flags DESIGN.md lists; it is stopped
@@ -42,10 +45,9 @@ func newBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) *browser {
 	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &browser{t: t, ctx: ctx}
+	b := &browser{t: t, ctx: ctx, cancel: func() { cancel(); cancelAlloc() }}
 	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
+		b.stop()
 		if t.Failed() {
 			b.mu.Lock()
 			for _, l := range b.log {
@@ -60,6 +62,9 @@ func newBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) *browser {
 	b.listen(ctx, "tab0")
 	return b
 }
+
+// stop stops Chromium before the test ends (it is stopped then anyway).
+func (b *browser) stop() { b.stopOnce.Do(b.cancel) }
 
 // listen records the console and exceptions of a tab.
 func (b *browser) listen(ctx context.Context, name string) {

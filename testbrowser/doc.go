@@ -15,11 +15,15 @@
 // tests skip.
 //
 // The acceptance suite (issue 7) is TestAcceptancePythonDocs and
-// TestAcceptancePeers, on Debian's python3-doc; BenchmarkPageLoad compares
-// page-load times through the swarm with the origin's, and
-// BenchmarkSeederToPage measures seeder → page transfers.
+// TestAcceptancePeers, on Debian's python3-doc, TestAcceptanceRustDoc on
+// rust-doc (a site of 500 MB, directories of 5,000 files) and
+// TestAcceptanceImageSite; the doc sites are a table (docsite_test.go)
+// with one set of checks. Each doc-site test also logs its page loads
+// through the swarm against the origin's (PAGELOAD site cold … warm …);
+// BenchmarkPageLoad reports the same per site, and BenchmarkSeederToPage
+// measures seeder → page transfers.
 //
-//	go test ./testbrowser/            # all browser tests (make test-browser)
+//	go test -timeout 25m ./testbrowser/   # all browser tests (make test-browser)
 //	go test -run TestAcceptance ./testbrowser/
 //	go test -run '^$' -bench . -benchtime 3x ./testbrowser/   # make bench-browser
 package testbrowser

@@ -27,10 +27,10 @@ func TestNginxBrowser(t *testing.T) {
 	t.Setenv("SSL_CERT_FILE", ca.CAFile) // the seeder reaches the origin through nginx
 
 	src := filepath.Join(t.TempDir(), "site")
-	pages := acceptancePages
+	pages := pythonSite.pages
 	var files map[string][]byte
-	if _, err := os.Stat(pythonDocs); err == nil {
-		harness.CopyTree(t, pythonDocs, src)
+	if _, err := os.Stat(pythonSite.dir); err == nil {
+		harness.CopyTree(t, pythonSite.dir, src)
 		files = loadDocs(t, src)
 	} else {
 		t.Logf("python3-doc is not installed (%v): a small site instead", err)

@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,11 +84,13 @@ func startOrigin(t testing.TB, files map[string][]byte, cfg jsconfig.Config) *te
 	mux := http.NewServeMux()
 	mux.Handle(hearthjs.Prefix, o.count(&o.assets, client))
 	site := o.origin.Handler()
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
+		var sent atomic.Int64
+		w := &countingWriter{ResponseWriter: rw, n: &sent}
 		defer func() {
 			o.mu.Lock()
-			o.requests = append(o.requests, r.Method+" "+r.URL.RequestURI()+" "+time.Since(t0).String())
+			o.requests = append(o.requests, fmt.Sprintf("%s %s %v %dB", r.Method, r.URL.RequestURI(), time.Since(t0), sent.Load()))
 			o.mu.Unlock()
 		}()
 		switch p := r.URL.Path; {
@@ -153,10 +157,38 @@ func (o *testOrigin) resetCounts() {
 	o.mu.Unlock()
 }
 
+// requestLog returns the requests since the counts were last reset, each
+// as "METHOD URI duration bytesB".
 func (o *testOrigin) requestLog() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]string(nil), o.requests...)
+}
+
+// sentByKind sums the body bytes of the logged requests by kind of file:
+// the extension of the path's last element, "(html)" for a directory's
+// index, "(blocks)" for a bare /ipfs/ CID.
+func (o *testOrigin) sentByKind() map[string]int64 {
+	sums := map[string]int64{}
+	for _, l := range o.requestLog() {
+		f := strings.Fields(l)
+		if len(f) < 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(f[3], "B"), 10, 64)
+		p, _, _ := strings.Cut(f[1], "?")
+		kind := path.Ext(p)
+		switch {
+		case strings.HasPrefix(p, "/.well-known/"):
+			kind = "(records)"
+		case strings.HasPrefix(p, "/ipfs/") && strings.Count(p, "/") == 2:
+			kind = "(blocks)"
+		case kind == "":
+			kind = "(html)"
+		}
+		sums[kind] += n
+	}
+	return sums
 }
 
 // count adds the body bytes h writes to n.

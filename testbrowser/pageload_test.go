@@ -2,50 +2,70 @@ package testbrowser
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"sync/atomic"
+	"sort"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-
-	"github.com/hearthcdn/hearth/js/jsconfig"
 )
-
-// warmUpPage is visited before the measured pages in every run: it
-// installs the service worker (swarm runs) and fills the HTTP cache with
-// the docs' shared assets (both runs), as a visitor's landing page does.
-const warmUpPage = "about.html"
 
 // dwell is how long a visitor without the client reads a page; with
 // the client, until the page agent has found peers (about as long).
 const dwell = 500 * time.Millisecond
 
-// loadTime is the page's navigation start → load event, in ms (Navigation
-// Timing Level 2: the navigation entry's loadEventStart).
-func loadTime(t testing.TB, tab context.Context) float64 {
+// navTiming is the page's navigation entry (Navigation Timing Level 2),
+// in ms from the navigation's start: the first and last byte of the HTML,
+// and the load event.
+type navTiming struct {
+	ResponseStart float64 `json:"responseStart"`
+	ResponseEnd   float64 `json:"responseEnd"`
+	Load          float64 `json:"loadEventStart"`
+}
+
+// loadTime returns the page's navigation timing once its load event has
+// fired.
+func loadTime(t testing.TB, tab context.Context) navTiming {
 	t.Helper()
-	return eval[float64](t, tab, `new Promise((resolve) => {
-	  const get = () => { const e = performance.getEntriesByType('navigation')[0]; if (e && e.loadEventStart > 0) resolve(e.loadEventStart); else setTimeout(get, 10); };
+	return eval[navTiming](t, tab, `new Promise((resolve) => {
+	  const get = () => { const e = performance.getEntriesByType('navigation')[0]; if (e && e.loadEventStart > 0) resolve(e.toJSON()); else setTimeout(get, 10); };
 	  get();
 	})`)
 }
 
-// pageLoads is one visitor's load times of the acceptance pages, in ms: a
-// first round (cold: no page seen before but the warm-up page) and a
-// second (warm).
-type pageLoads struct{ cold, warm float64 }
+// pageLoad is one page's load times, in ms, and the cold and warm
+// navigations' timings.
+type pageLoad struct {
+	page             string
+	cold, warm       float64
+	coldNav, warmNav navTiming
+}
 
-// visitDocs opens a fresh browser and navigates the warm-up page, then the
-// acceptance pages twice, in one tab. withWorker false blocks hearth.js:
-// no service worker, every byte straight from the origin. reset is called
-// once the warm-up is done.
-func visitDocs(t testing.TB, o *testOrigin, withWorker bool, reset func()) pageLoads {
+// pageLoads is one visitor's load times of a site's pages, in ms, summed:
+// a first round (cold: no page seen before but the warm-up page) and a
+// second (warm); and each page's.
+type pageLoads struct {
+	cold, warm float64
+	pages      []pageLoad
+}
+
+// slowest returns the n pages whose cold loads took longest.
+func (l pageLoads) slowest(n int) []pageLoad {
+	ps := append([]pageLoad(nil), l.pages...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].cold > ps[j].cold })
+	return ps[:min(n, len(ps))]
+}
+
+// visitDocs opens a fresh browser and navigates the site's warm-up page,
+// then its pages twice, in one tab. withWorker false blocks hearth.js: no
+// service worker, every byte straight from the origin. reset is called
+// once the warm-up is done. The browser is stopped before it returns.
+func (s *docSwarm) visitDocs(t testing.TB, withWorker bool, reset func()) pageLoads {
 	t.Helper()
 	b := newBrowser(t)
+	defer b.stop()
 	tab := b.ctx
+	o := s.o
 	if !withWorker {
 		if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
 			t.Fatalf("enabling the Network domain: %v", err)
@@ -55,7 +75,7 @@ func visitDocs(t testing.TB, o *testOrigin, withWorker bool, reset func()) pageL
 			t.Fatalf("blocking the client: %v", err)
 		}
 	}
-	navigate(t, tab, o.URL+"/"+warmUpPage)
+	navigate(t, tab, o.URL+"/"+s.site.warmUp)
 	if withWorker {
 		waitFor(t, tab, "the service worker to control the page", `navigator.serviceWorker.controller !== null`, 30*time.Second)
 		waitFor(t, tab, "the page agent to find peers", `hearth.agent.then(a => a.stats().peers >= 1)`, 30*time.Second)
@@ -63,12 +83,19 @@ func visitDocs(t testing.TB, o *testOrigin, withWorker bool, reset func()) pageL
 		t.Fatalf("the client ran although blocked")
 	}
 	reset()
-	var l pageLoads
+	l := pageLoads{pages: make([]pageLoad, len(s.site.pages))}
 	for round := range 2 {
-		var sum float64
-		for _, p := range acceptancePages {
+		for i, p := range s.site.pages {
 			navigate(t, tab, o.URL+"/"+p)
-			sum += loadTime(t, tab)
+			nt := loadTime(t, tab)
+			l.pages[i].page = p
+			if round == 0 {
+				l.cold += nt.Load
+				l.pages[i].cold, l.pages[i].coldNav = nt.Load, nt
+			} else {
+				l.warm += nt.Load
+				l.pages[i].warm, l.pages[i].warmNav = nt.Load, nt
+			}
 			// The visitor reads the page before the next click: long
 			// enough for the new page's agent to find peers.
 			if withWorker {
@@ -77,17 +104,24 @@ func visitDocs(t testing.TB, o *testOrigin, withWorker bool, reset func()) pageL
 				time.Sleep(dwell)
 			}
 		}
-		if round == 0 {
-			l.cold = sum
-		} else {
-			l.warm = sum
-		}
 	}
 	return l
 }
 
-// BenchmarkPageLoad is issue 7's page-load benchmark: the 20 acceptance
-// pages of the Python docs, navigation start → load event, summed, in one
+// measurePageLoads loads the site's pages straight from the origin
+// (hearth.js blocked: no service worker), then through the swarm, each in
+// a fresh browser, one after the other. The counts are reset once the
+// swarm run's warm-up page is done: afterwards they hold what that run
+// took from the origin and the seeders.
+func (s *docSwarm) measurePageLoads(t testing.TB) (origin, swarm pageLoads) {
+	t.Helper()
+	origin = s.visitDocs(t, false, func() {})
+	swarm = s.visitDocs(t, true, s.resetCounts)
+	return origin, swarm
+}
+
+// BenchmarkPageLoad is issue 7's page-load benchmark, per doc site: the
+// site's acceptance pages, navigation start → load event, summed, in one
 // tab of a fresh browser, through the swarm (origin, relay, two seeders)
 // and straight from the origin (hearth.js blocked: no service worker), in
 // the same run; cold (each page's first visit) and warm (the second). It
@@ -97,31 +131,27 @@ func visitDocs(t testing.TB, o *testOrigin, withWorker bool, reset func()) pageL
 // Run: make bench-browser, or
 // go test -run '^$' -bench PageLoad -benchtime 1x ./testbrowser/
 func BenchmarkPageLoad(b *testing.B) {
+	for _, site := range []docSite{pythonSite, rustSite} {
+		b.Run(site.name, func(b *testing.B) { benchPageLoad(b, site) })
+	}
+}
+
+func benchPageLoad(b *testing.B, site docSite) {
 	needBrowser(b)
-	if _, err := os.Stat(filepath.Join(pythonDocs, "index.html")); err != nil {
-		b.Skipf("no Python docs at %s (apt-get install python3-doc)", pythonDocs)
-	}
-	files := loadDocs(b, pythonDocs)
-	relayURL := startRelay(b)
-	o := startOrigin(b, files, jsconfig.Config{Relays: []string{relayURL}})
-	root := o.origin.Feed().Latest().Root
-	var seeded atomic.Int64
-	for range 2 {
-		startSeeder(b, relayURL, o.site, countingGetter(copyStore(b, o.store.MemStore), &seeded), root, false)
-	}
+	site.need(b)
+	s := startDocSwarm(b, site, nil)
 	var origin, swarm pageLoads
 	var originStatic, fromSeeders int64
 	b.ResetTimer()
 	for range b.N {
-		ol := visitDocs(b, o, false, func() {})
-		sl := visitDocs(b, o, true, func() { o.resetCounts(); seeded.Store(0) })
+		ol, sl := s.measurePageLoads(b)
 		origin.cold, origin.warm = origin.cold+ol.cold, origin.warm+ol.warm
 		swarm.cold, swarm.warm = swarm.cold+sl.cold, swarm.warm+sl.warm
-		originStatic += o.gateway.Load() + o.files.Load()
-		fromSeeders += seeded.Load()
+		originStatic += s.originStatic()
+		fromSeeders += s.seeded.Load()
 	}
 	b.StopTimer()
-	n := float64(b.N * len(acceptancePages))
+	n := float64(b.N * len(site.pages))
 	offload := 100 * float64(fromSeeders) / float64(max(fromSeeders+originStatic, 1))
 	b.ReportMetric(origin.cold/n, "origin-cold-ms/page")
 	b.ReportMetric(swarm.cold/n, "swarm-cold-ms/page")
@@ -131,6 +161,6 @@ func BenchmarkPageLoad(b *testing.B) {
 	b.ReportMetric(swarm.warm/origin.warm, "warm-ratio")
 	b.ReportMetric(offload, "offload-%")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("per page (ms): origin cold %.1f warm %.1f; swarm cold %.1f warm %.1f; swarm runs: seeders sent %d bytes, the origin %d static bytes (%.1f%% offloaded)",
-		origin.cold/n, origin.warm/n, swarm.cold/n, swarm.warm/n, fromSeeders, originStatic, offload)
+	b.Logf("PAGELOAD %s cold %.2f warm %.2f; per page (ms): origin cold %.1f warm %.1f; swarm cold %.1f warm %.1f; swarm runs: seeders sent %d bytes, the origin %d static bytes (%.1f%% offloaded)",
+		site.name, swarm.cold/origin.cold, swarm.warm/origin.warm, origin.cold/n, origin.warm/n, swarm.cold/n, swarm.warm/n, fromSeeders, originStatic, offload)
 }

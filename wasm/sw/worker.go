@@ -67,7 +67,7 @@ func renderBlocking(dest string) bool {
 // agentStartWait bounds how long a subresource of a page the worker served
 // waits for that page's agent to reach peers when no agent can serve, before
 // it goes to the origin.
-const agentStartWait = 1500 * time.Millisecond
+const agentStartWait = 3 * time.Second
 
 // worker holds the service worker's state.
 //
