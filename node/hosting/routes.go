@@ -11,6 +11,7 @@ type Routes struct {
 	Trustless http.Handler // /ipfs/
 	Records   http.Handler // /.well-known/hearth/
 	Publish   http.Handler // POST /.well-known/hearth/{site}/publish
+	Members   http.Handler // /.well-known/hearth/{site}/members
 	Site      http.Handler // every other path
 	Metrics   http.Handler // /metrics
 	// Health answers /healthz: ready reports whether the node can serve
@@ -23,6 +24,7 @@ type Routes struct {
 //	/ipfs/                  the Trustless Gateway
 //	/.well-known/hearth/    root records
 //	POST …/{site}/publish   a new signed root with its blocks (origin only)
+//	…/{site}/members        the site's signed member list (POST: origin only)
 //	/metrics                Prometheus metrics
 //	/healthz                readiness: 200 when ready, else 503; JSON detail
 //	/                       the site's files
@@ -38,6 +40,9 @@ func (r Routes) Handler() http.Handler {
 	}
 	if r.Publish != nil {
 		mux.Handle("POST /.well-known/hearth/{site}/publish", r.Publish)
+	}
+	if r.Members != nil {
+		mux.Handle("/.well-known/hearth/{site}/members", r.Members)
 	}
 	if r.Metrics != nil {
 		mux.Handle("GET /metrics", r.Metrics)
