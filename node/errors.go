@@ -33,13 +33,17 @@ var (
 	ErrBadRange = errors.New("range not satisfiable")
 	// ErrBadRecord: a root record is malformed.
 	ErrBadRecord = errors.New("malformed root record")
+	// ErrBadMemberList: a member list is malformed.
+	ErrBadMemberList = errors.New("malformed member list")
 	// ErrBadPin: a pin in a store's metadata is malformed.
 	ErrBadPin = errors.New("malformed pin")
-	// ErrBadSignature: a root record's signature does not verify under its site key.
+	// ErrBadSignature: a root record's (or member list's) signature does not
+	// verify under its site key.
 	ErrBadSignature = errors.New("root record signature invalid")
-	// ErrWrongSite: a root record is for another site.
+	// ErrWrongSite: a root record (or member list) is for another site.
 	ErrWrongSite = errors.New("root record is for another site")
-	// ErrStaleRecord: a root record's sequence is not above the latest one held.
+	// ErrStaleRecord: a root record's (or member list's) sequence is not
+	// above the latest one held.
 	ErrStaleRecord = errors.New("root record sequence not newer")
 	// ErrBadSiteID: a site ID's text form does not parse.
 	ErrBadSiteID = errors.New("malformed site ID")

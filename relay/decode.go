@@ -515,6 +515,8 @@ func (d *decoder) message(m *Message) error {
 			m.Payload, err = d.raw()
 		case "record":
 			m.Record, err = d.bytes()
+		case "members":
+			m.Members, err = d.bytes()
 		case "servers":
 			m.Servers, err = list(d, d.iceServer)
 		case "expires":

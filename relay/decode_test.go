@@ -23,6 +23,7 @@ var decodeSeeds = []string{
 	`{"v":1,"type":"signal","from":"b1","payload":"just a string"}`,
 	`{"v":1,"type":"signal","payload":null}`,
 	`{"v":1,"type":"publish","id":9,"record":"AQID"}`,
+	`{"v":1,"type":"publish","id":9,"members":"AQID"}`,
 	`{"v":1,"type":"ice","id":7,"servers":[{"urls":["turn:x"],"username":"1:b","credential":"c2VjcmV0"}],"expires":1735689600}`,
 	`{"v":1,"type":"error","id":3,"code":"not_introduced","reason":"a \"quoted\" \\ reason","peer":"b1"}`,
 	` { "v" : 1 , "type" : "ping" , "id" : 18446744073709551615 , "unknown" : {"a":[1,{"b":null}]} } `,
@@ -135,6 +136,9 @@ func normalize(m relay.Message) relay.Message {
 	}
 	if len(m.Record) == 0 {
 		m.Record = nil
+	}
+	if len(m.Members) == 0 {
+		m.Members = nil
 	}
 	return m
 }

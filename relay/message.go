@@ -24,10 +24,11 @@ const (
 	TypeFind        Type = "find"        // → relay: Site, N, Exclude
 	TypePeers       Type = "peers"       // ← relay, answer to find: Site, Peers
 	TypeSignal      Type = "signal"      // → relay: To, Payload; ← relay: From, Payload
-	TypePublish     Type = "publish"     // → relay: Record
+	TypePublish     Type = "publish"     // → relay: Record or Members
 	TypeSubscribe   Type = "subscribe"   // → relay: Site
 	TypeUnsubscribe Type = "unsubscribe" // → relay: Site
 	TypeRecord      Type = "record"      // ← relay: Site, Record
+	TypeMembers     Type = "members"     // ← relay: Site, Members (to subscribers)
 	TypeICE         Type = "ice"         // → relay: ask for ICE servers; ← relay: Servers, Expires
 	TypePing        Type = "ping"        // → relay: keep-alive
 	TypePong        Type = "pong"        // ← relay, answer to ping
@@ -99,7 +100,8 @@ type Message struct {
 	From    string          `json:"from,omitempty"`    // signal ← relay
 	Payload json.RawMessage `json:"payload,omitempty"` // signal: any JSON value, opaque to the relay
 
-	Record []byte `json:"record,omitempty"` // publish, record: node.RootRecord wire form
+	Record  []byte `json:"record,omitempty"`  // publish, record: node.RootRecord wire form
+	Members []byte `json:"members,omitempty"` // publish, members: node.MemberList wire form
 
 	Servers []ICEServer `json:"servers,omitempty"` // welcome (STUN only), ice (STUN and TURN)
 	Expires int64       `json:"expires,omitempty"` // ice: TURN credentials expire, Unix seconds

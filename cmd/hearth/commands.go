@@ -11,6 +11,7 @@ func subcommands() []*cobra.Command {
 		newVerifyCmd(),
 		newCarCmd(),
 		newPinCmd(),
+		newMemberCmd(),
 		newGCCmd(),
 		newDemoCmd(),
 		newOriginCmd(),

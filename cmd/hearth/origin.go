@@ -93,7 +93,7 @@ no pin keeps are deleted (other sites' pins in the store are kept).`,
 				g.Go(func() error { return o.Watch(ctx) })
 			}
 			for _, u := range browser.relays {
-				g.Go(func() error { return pushRecords(ctx, u, o.Feed(), log) })
+				g.Go(func() error { return pushRecords(ctx, u, o.Feed(), o.Members(), log) })
 			}
 			return g.Wait()
 		},

@@ -44,7 +44,7 @@ func TestPushRecords(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	pctx, stop := context.WithCancel(ctx)
-	go func() { done <- pushRecords(pctx, url, feed, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- pushRecords(pctx, url, feed, nil, slog.New(slog.DiscardHandler)) }()
 	defer func() { stop(); <-done }()
 
 	rc, err := relayclient.New(relayclient.Config{URL: url})

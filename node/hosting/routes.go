@@ -11,9 +11,10 @@ type Routes struct {
 	Trustless http.Handler // /ipfs/
 	Records   http.Handler // /.well-known/hearth/
 	Publish   http.Handler // POST /.well-known/hearth/{site}/publish
+	Members   http.Handler // /.well-known/hearth/{site}/members
 	Site      http.Handler // every other path
 	Metrics   http.Handler // /metrics
-	Dashboard http.Handler // /.well-known/hearth/dashboard/ (origin only)
+	Dashboard http.Handler // /.well-known/hearth-dashboard/ (origin only)
 	// Health answers /healthz: ready reports whether the node can serve
 	// its site; detail is encoded as JSON in the body.
 	Health func() (ready bool, detail any)
@@ -21,15 +22,16 @@ type Routes struct {
 
 // DashboardPrefix is where an origin serves its operator dashboard: under
 // the well-known prefix, where a site's own files never are.
-const DashboardPrefix = "/.well-known/hearth/dashboard/"
+const DashboardPrefix = "/.well-known/hearth-dashboard/"
 
 // Handler returns the node's route table:
 //
 //	/ipfs/                  the Trustless Gateway
 //	/.well-known/hearth/    root records
 //	POST …/{site}/publish   a new signed root with its blocks (origin only)
+//	…/{site}/members        the site's signed member list (POST: origin only)
 //	/metrics                Prometheus metrics
-//	/.well-known/hearth/dashboard/  the operator dashboard (origin only)
+//	/.well-known/hearth-dashboard/  the operator dashboard (origin only)
 //	/healthz                readiness: 200 when ready, else 503; JSON detail
 //	/                       the site's files
 //
@@ -46,9 +48,12 @@ func (r Routes) Handler() http.Handler {
 		mux.Handle("POST /.well-known/hearth/{site}/publish", r.Publish)
 	}
 	if r.Dashboard != nil {
-		// No site is named "dashboard": record paths stay apart. GET
-		// only, so that the pattern stays apart from POST …/{site}/publish.
+		// Beside /.well-known/hearth/, not under it, so that it never
+		// overlaps the record and member routes ({site} is a wildcard).
 		mux.Handle("GET "+DashboardPrefix, r.Dashboard)
+	}
+	if r.Members != nil {
+		mux.Handle("/.well-known/hearth/{site}/members", r.Members)
 	}
 	if r.Metrics != nil {
 		mux.Handle("GET /metrics", r.Metrics)

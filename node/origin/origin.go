@@ -81,6 +81,7 @@ type Origin struct {
 	cfg     Config
 	site    node.SiteID
 	feed    *gateway.RecordFeed
+	members *gateway.MemberFeed
 	records *gateway.Records
 	dash    *dashboard.Dashboard
 	handler http.Handler
@@ -110,7 +111,11 @@ func New(cfg Config) (*Origin, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Origin{cfg: cfg, site: site, feed: feed, log: cfg.Logger.With("site", site.String())}
+	members, err := gateway.NewMemberFeed(site, node.NewMemberStore(cfg.Store))
+	if err != nil {
+		return nil, err
+	}
+	o := &Origin{cfg: cfg, site: site, feed: feed, members: members, log: cfg.Logger.With("site", site.String())}
 	if r := feed.Latest(); r != nil {
 		cfg.Metrics.RecordSeq.Set(float64(r.Seq))
 	}
@@ -134,6 +139,9 @@ func New(cfg Config) (*Origin, error) {
 		Publish: o.publishHandler(gateway.NewPublish(feed, cfg.Store, gateway.PublishOptions{
 			MaxBody: cfg.MaxPublish, BodyIdle: cfg.PublishIdle, MinRate: cfg.PublishMinRate, Logger: o.log,
 		})),
+		// hearth member add/rm post new lists here; the site key's
+		// signature is the authorization, as for Publish.
+		Members:   gateway.NewMembers(members, true, o.log),
 		Site:      gateway.NewSite(node.NewVerifyingStore(cfg.Store), o.root, gateway.SiteOptions{Logger: o.log, Observer: m, InjectLoader: cfg.InjectLoader}),
 		Metrics:   m.Handler(),
 		Dashboard: dash,
@@ -147,6 +155,9 @@ func (o *Origin) Site() node.SiteID { return o.site }
 
 // Feed returns the site's record feed.
 func (o *Origin) Feed() *gateway.RecordFeed { return o.feed }
+
+// Members returns the site's member-list feed.
+func (o *Origin) Members() *gateway.MemberFeed { return o.members }
 
 // Handler returns the origin's HTTP handler (routes: hosting.Routes.Handler).
 func (o *Origin) Handler() http.Handler { return o.handler }

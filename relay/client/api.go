@@ -211,6 +211,14 @@ func (c *Client) PublishRecord(ctx context.Context, rec *node.RootRecord) error 
 	return err
 }
 
+// PublishMembers hands a site's member list to the relay, which checks it
+// like a record, follows it in find from then on and forwards it to the
+// site's subscribers. Errors: as PublishRecord's.
+func (c *Client) PublishMembers(ctx context.Context, l *node.MemberList) error {
+	_, err := c.request(ctx, &relay.Message{Type: relay.TypePublish, Members: l.Bytes()})
+	return err
+}
+
 // ICEServers asks the relay for its STUN servers and, when it runs TURN,
 // TURN servers with the connection's short-lived credentials (the TURN
 // credentials request): the same ones each time until half of their

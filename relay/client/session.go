@@ -303,6 +303,8 @@ func (s *session) dispatch(m *relay.Message) {
 		s.c.deliverSignal(Signal{Peer: from, Payload: m.Payload})
 	case relay.TypeRecord:
 		s.c.deliverRecord(m.Site, m.Record)
+	case relay.TypeMembers:
+		s.c.deliverMembers(m.Site, m.Members)
 	case relay.TypeError:
 		err := m.Code.Err()
 		if m.Peer != "" {

@@ -12,11 +12,12 @@ import (
 // siteSubs is the local side of one site's subscription: the latest record
 // seen (verified) and the Subscriptions to hand records to.
 type siteSubs struct {
-	latest *node.RootRecord
-	subs   []*Subscription
+	latest  *node.RootRecord
+	members *node.MemberList
+	subs    []*Subscription
 }
 
-// Subscription receives a site's root records. Records() holds at most one
+// Subscription receives a site's root records and member lists. Records() holds at most one
 // record, the newest: a reader that falls behind skips intermediate records
 // but always gets the latest. Every record was verified by the client: its
 // signature under the site key and a sequence strictly above any record
@@ -25,6 +26,7 @@ type Subscription struct {
 	c    *Client
 	site node.SiteID
 	ch   chan *node.RootRecord
+	mch  chan *node.MemberList
 
 	mu     sync.Mutex
 	closed bool
@@ -37,7 +39,7 @@ type Subscription struct {
 // relay.ErrTooManySubscriptions, ctx's error, relay.ErrClosed,
 // relay.ErrDisconnected.
 func (c *Client) Subscribe(ctx context.Context, site node.SiteID) (*Subscription, error) {
-	sub := &Subscription{c: c, site: site, ch: make(chan *node.RootRecord, 1)}
+	sub := &Subscription{c: c, site: site, ch: make(chan *node.RootRecord, 1), mch: make(chan *node.MemberList, 1)}
 	c.mu.Lock()
 	if c.ctx.Err() != nil {
 		c.mu.Unlock()
@@ -51,6 +53,9 @@ func (c *Client) Subscribe(ctx context.Context, site node.SiteID) (*Subscription
 	ss.subs = append(ss.subs, sub)
 	if ss.latest != nil {
 		sub.offer(ss.latest)
+	}
+	if ss.members != nil {
+		offerLatest(sub, sub.mch, ss.members)
 	}
 	c.mu.Unlock()
 	if _, err := c.request(ctx, &relay.Message{Type: relay.TypeSubscribe, Site: site.String()}); err != nil {
@@ -67,6 +72,11 @@ func (s *Subscription) Site() node.SiteID { return s.site }
 // Subscription or the Client).
 func (s *Subscription) Records() <-chan *node.RootRecord { return s.ch }
 
+// MemberLists returns the channel of the site's member lists, each verified
+// (signature, site, a sequence above any delivered before); like Records it
+// holds only the newest. It is closed with Records.
+func (s *Subscription) MemberLists() <-chan *node.MemberList { return s.mch }
+
 // Close ends the subscription and closes Records. When it was the last one
 // for its site, the client tells the relay (without waiting). It returns nil.
 func (s *Subscription) Close() error {
@@ -75,23 +85,26 @@ func (s *Subscription) Close() error {
 }
 
 // offer puts rec in the channel, replacing an unread older record.
-func (s *Subscription) offer(rec *node.RootRecord) {
+func (s *Subscription) offer(rec *node.RootRecord) { offerLatest(s, s.ch, rec) }
+
+// offerLatest puts v in ch (of one slot), replacing an unread older value.
+func offerLatest[T any](s *Subscription, ch chan T, v T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
 	select {
-	case s.ch <- rec:
+	case ch <- v:
 		return
 	default:
 	}
 	select {
-	case <-s.ch:
+	case <-ch:
 	default:
 	}
 	select {
-	case s.ch <- rec:
+	case ch <- v:
 	default:
 	}
 }
@@ -102,6 +115,9 @@ func (s *Subscription) close() {
 	if !s.closed {
 		s.closed = true
 		close(s.ch)
+		if s.mch != nil {
+			close(s.mch)
+		}
 	}
 }
 
@@ -156,5 +172,33 @@ func (c *Client) deliverRecord(siteText string, raw []byte) {
 	ss.latest = rec
 	for _, sub := range ss.subs {
 		sub.offer(rec)
+	}
+}
+
+// deliverMembers verifies a member list from the relay and hands it to the
+// site's subscriptions if it is newer than the latest seen.
+func (c *Client) deliverMembers(siteText string, raw []byte) {
+	site, err := node.ParseSiteID(siteText)
+	if err != nil {
+		c.log.Warn("relay sent a member list for a bad site", "site", siteText)
+		return
+	}
+	l, err := node.ParseMemberListFor(site, raw)
+	if err != nil {
+		c.log.Warn("relay sent a bad member list", "site", site, "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ss := c.subs[site]
+	if ss == nil {
+		return
+	}
+	if err := node.CheckNewerMembers(ss.members, l); err != nil {
+		return
+	}
+	ss.members = l
+	for _, sub := range ss.subs {
+		offerLatest(sub, sub.mch, l)
 	}
 }

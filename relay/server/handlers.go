@@ -210,7 +210,7 @@ func (c *conn) find(m *relay.Message) error {
 			exclude[id] = struct{}{}
 		}
 	}
-	peers := c.s.reg.find(c, site, n, exclude)
+	peers := c.s.reg.find(c, site, n, exclude, c.s.records.memberList(site))
 	c.sendMsg(&relay.Message{Type: relay.TypePeers, ID: m.ID, Site: m.Site, Peers: peers})
 	return nil
 }
@@ -229,6 +229,12 @@ func (c *conn) signal(m *relay.Message) error {
 }
 
 func (c *conn) publish(m *relay.Message) error {
+	if len(m.Members) > 0 {
+		if len(m.Record) > 0 {
+			return fmt.Errorf("publish: a record and a member list: %w", relay.ErrBadMessage)
+		}
+		return c.publishMembers(m)
+	}
 	if len(m.Record) == 0 || len(m.Record) > node.MaxRecordSize {
 		return fmt.Errorf("publish: record of %d bytes: %w", len(m.Record), relay.ErrBadRecord)
 	}
@@ -238,6 +244,20 @@ func (c *conn) publish(m *relay.Message) error {
 	}
 	c.s.metrics.published.Inc()
 	c.s.log.Info("root record published", "site", rec.Site, "seq", rec.Seq, "root", rec.Root, "by", c.keyText)
+	c.send(okLike(relay.TypeOK, m.ID))
+	return nil
+}
+
+// publishMembers stores a site's member list; find follows it at once.
+func (c *conn) publishMembers(m *relay.Message) error {
+	if len(m.Members) > node.MaxMembersSize {
+		return fmt.Errorf("publish: member list of %d bytes: %w", len(m.Members), relay.ErrBadRecord)
+	}
+	l, err := c.s.records.publishMembers(m.Members)
+	if err != nil {
+		return err
+	}
+	c.s.log.Info("member list published", "site", l.Site, "seq", l.Seq, "members", len(l.Members), "policy", l.Policy, "by", c.keyText)
 	c.send(okLike(relay.TypeOK, m.ID))
 	return nil
 }

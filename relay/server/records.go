@@ -13,14 +13,14 @@ import (
 // looks for a record nobody subscribes to when it is full.
 const evictScan = 64
 
-// recordStore keeps the latest root record of each site and who subscribes
-// to it. Sends happen with mu held so that every subscriber sees one site's
+// recordStore keeps the latest root record and member list of each site and
+// who subscribes to it. Sends happen with mu held so that every subscriber sees one site's
 // records in sequence order.
 type recordStore struct {
 	mu      sync.Mutex
 	max     int
 	sites   map[node.SiteID]*recordSite
-	stored  int         // sites holding a record
+	stored  int         // sites holding a record or a member list
 	lruHead *recordSite // most recently published
 	lruTail *recordSite
 }
@@ -29,6 +29,8 @@ type recordSite struct {
 	site       node.SiteID
 	rec        *node.RootRecord
 	msg        []byte // the record message sent to subscribers
+	members    *node.MemberList
+	membersMsg []byte // the members message sent to subscribers
 	subs       map[*conn]struct{}
 	prev, next *recordSite // LRU of sites holding a record
 }
@@ -93,28 +95,86 @@ func (s *recordStore) publish(raw []byte) (*node.RootRecord, error) {
 	rs := s.sites[rec.Site]
 	if rs != nil && rs.rec != nil {
 		if err := node.CheckNewer(rs.rec, rec); err != nil {
-			if errors.Is(err, node.ErrStaleRecord) {
-				return nil, fmt.Errorf("publish: %v: %w", err, relay.ErrStaleRecord)
-			}
-			return nil, fmt.Errorf("publish: %v: %w", err, relay.ErrBadRecord)
+			return nil, publishErr(err)
 		}
+	}
+	rs, err = s.slotLocked(rs, rec.Site)
+	if err != nil {
+		return nil, err
+	}
+	rs.rec, rs.msg = rec, msg
+	for c := range rs.subs {
+		c.send(msg)
+	}
+	return rec, nil
+}
+
+func publishErr(err error) error {
+	if errors.Is(err, node.ErrStaleRecord) {
+		return fmt.Errorf("publish: %v: %w", err, relay.ErrStaleRecord)
+	}
+	return fmt.Errorf("publish: %v: %w", err, relay.ErrBadRecord)
+}
+
+// slotLocked makes rs (nil: none yet) the most recently published site,
+// taking a slot for it if it held nothing. Errors wrap relay.ErrRelayFull.
+func (s *recordStore) slotLocked(rs *recordSite, site node.SiteID) (*recordSite, error) {
+	if rs != nil && (rs.rec != nil || rs.members != nil) {
 		s.lruRemove(rs)
 	} else {
 		if s.stored >= s.max && !s.evictLocked() {
 			return nil, fmt.Errorf("publish: %d sites hold records: %w", s.stored, relay.ErrRelayFull)
 		}
 		if rs == nil {
-			rs = &recordSite{site: rec.Site}
-			s.sites[rec.Site] = rs
+			rs = &recordSite{site: site}
+			s.sites[site] = rs
 		}
 		s.stored++
 	}
-	rs.rec, rs.msg = rec, msg
 	s.lruPushFront(rs)
+	return rs, nil
+}
+
+// publishMembers checks raw (signature, then sequence against the list
+// held), stores it and sends it to the site's subscribers. From then on find
+// follows it. Errors wrap relay.ErrBadRecord, relay.ErrStaleRecord or
+// relay.ErrRelayFull.
+func (s *recordStore) publishMembers(raw []byte) (*node.MemberList, error) {
+	l, err := node.ParseMemberList(raw) // verifies the signature; outside the lock
+	if err != nil {
+		return nil, fmt.Errorf("publish: %v: %w", err, relay.ErrBadRecord)
+	}
+	msg, err := relay.Encode(&relay.Message{Type: relay.TypeMembers, Site: l.Site.String(), Members: raw})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %v: %w", err, relay.ErrInternal)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rs := s.sites[l.Site]
+	if rs != nil && rs.members != nil {
+		if err := node.CheckNewerMembers(rs.members, l); err != nil {
+			return nil, publishErr(err)
+		}
+	}
+	rs, err = s.slotLocked(rs, l.Site)
+	if err != nil {
+		return nil, err
+	}
+	rs.members, rs.membersMsg = l, msg
 	for c := range rs.subs {
 		c.send(msg)
 	}
-	return rec, nil
+	return l, nil
+}
+
+// memberList returns the member list held for site, or nil.
+func (s *recordStore) memberList(site node.SiteID) *node.MemberList {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rs := s.sites[site]; rs != nil {
+		return rs.members
+	}
+	return nil
 }
 
 // subscribe adds c to site's subscribers, sends ok (with id) and then the
@@ -126,9 +186,7 @@ func (s *recordStore) subscribe(c *conn, site node.SiteID, max int, ok []byte) e
 	if rs != nil {
 		if _, dup := rs.subs[c]; dup {
 			c.send(ok)
-			if rs.rec != nil {
-				c.send(rs.msg)
-			}
+			rs.sendLatest(c)
 			return nil
 		}
 	}
@@ -145,10 +203,18 @@ func (s *recordStore) subscribe(c *conn, site node.SiteID, max int, ok []byte) e
 	rs.subs[c] = struct{}{}
 	c.subs = append(c.subs, site)
 	c.send(ok)
+	rs.sendLatest(c)
+	return nil
+}
+
+// sendLatest sends c the site's member list and latest record, if held.
+func (rs *recordSite) sendLatest(c *conn) {
+	if rs.members != nil {
+		c.send(rs.membersMsg)
+	}
 	if rs.rec != nil {
 		c.send(rs.msg)
 	}
-	return nil
 }
 
 // unsubscribe removes c from site's subscribers; it is not an error if c
@@ -181,12 +247,12 @@ func (s *recordStore) dropSubLocked(c *conn, site node.SiteID) {
 		return
 	}
 	delete(rs.subs, c)
-	if len(rs.subs) == 0 && rs.rec == nil {
+	if len(rs.subs) == 0 && rs.rec == nil && rs.members == nil {
 		delete(s.sites, site)
 	}
 }
 
-// count returns the number of sites holding a record.
+// count returns the number of sites holding a record or a member list.
 func (s *recordStore) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

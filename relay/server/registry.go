@@ -166,29 +166,46 @@ func (r *registry) announce(c *conn, role relay.Role, capacity int, sites []node
 
 // find returns up to n announcers of site for asker: seeders before tabs,
 // within a tier the least recently handed out first, skipping asker and the
-// peers in exclude. It records the introductions so that the pairs may
-// signal.
-func (r *registry) find(asker *conn, site node.SiteID, n int, exclude map[node.SiteID]struct{}) []relay.PeerInfo {
+// peers in exclude. With a member list (nil: none), a members-only site
+// hands out members only and a members-first site members before everyone
+// else; then the walk is bounded by the site's announcers rather than by n.
+// It records the introductions so that the pairs may signal.
+func (r *registry) find(asker *conn, site node.SiteID, n int, exclude map[node.SiteID]struct{}, members *node.MemberList) []relay.PeerInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ss := r.sites[site]
 	if ss == nil {
 		return nil
 	}
+	// Passes: everyone (no list); members only; members, then the others.
+	type pass func(*conn) bool
+	everyone := func(*conn) bool { return true }
+	member := func(c *conn) bool { return members.Has(node.NodeID(c.key)) }
+	other := func(c *conn) bool { return !members.Has(node.NodeID(c.key)) }
+	passes := []pass{everyone}
+	if members != nil {
+		passes = []pass{member}
+		if members.Policy == node.MembersFirst {
+			passes = append(passes, other)
+		}
+	}
 	var picked [relay.MaxFind]*announcement
 	k := 0
-	for t := range ss.tiers {
-		// Each step either picks or skips the asker or an excluded peer,
-		// so the walk is bounded by n + len(exclude) + 1 steps per tier.
-		for a := ss.tiers[t].head; a != nil && k < n; a = a.next {
-			if a.c == asker {
-				continue
+	for _, admit := range passes {
+		for t := range ss.tiers {
+			// Without a member list each step either picks or skips the
+			// asker or an excluded peer, so the walk is bounded by
+			// n + len(exclude) + 1 steps per tier.
+			for a := ss.tiers[t].head; a != nil && k < n; a = a.next {
+				if a.c == asker || !admit(a.c) {
+					continue
+				}
+				if _, ok := exclude[a.c.key]; ok {
+					continue
+				}
+				picked[k] = a
+				k++
 			}
-			if _, ok := exclude[a.c.key]; ok {
-				continue
-			}
-			picked[k] = a
-			k++
 		}
 	}
 	out := make([]relay.PeerInfo, k)
