@@ -49,33 +49,18 @@ func newCDN(t *testing.T) *CDN {
 // test ends; it returns the server's address.
 func serveSTUN(t *testing.T, h *Host) *net.UDPAddr {
 	t.Helper()
-	c, err := h.NS.ListenUDP(h.Addr.String() + ":3478")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { c.Close(); <-done })
-	go func() { // owned by the test: cleanup waits
-		defer close(done)
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := c.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-			if req.Decode() != nil || req.Type != stun.BindingRequest {
-				continue
-			}
-			res, err := stun.Build(req, stun.BindingSuccess,
-				&stun.XORMappedAddress{IP: from.IP, Port: from.Port}, stun.Fingerprint)
-			if err != nil {
-				continue
-			}
-			_, _ = c.WriteToUDP(res.Raw, from)
+	return serveUDP(t, h, 3478, func(p []byte, from *net.UDPAddr) []byte {
+		req := &stun.Message{Raw: append([]byte(nil), p...)}
+		if req.Decode() != nil || req.Type != stun.BindingRequest {
+			return nil
 		}
-	}()
-	return c.LocalAddr().(*net.UDPAddr)
+		res, err := stun.Build(req, stun.BindingSuccess,
+			&stun.XORMappedAddress{IP: from.IP, Port: from.Port}, stun.Fingerprint)
+		if err != nil {
+			return nil
+		}
+		return res.Raw
+	})
 }
 
 // mapped asks the STUN server srv which address c's datagrams come from.

@@ -12,7 +12,14 @@ import (
 // echoUDP echoes datagrams on h's port 7 until the test ends.
 func echoUDP(t *testing.T, h *Host) *net.UDPAddr {
 	t.Helper()
-	c, err := h.NS.ListenUDP(h.Addr.String() + ":7")
+	return serveUDP(t, h, 7, func(p []byte, _ *net.UDPAddr) []byte { return p })
+}
+
+// serveUDP answers datagrams on h's port with what reply returns (nothing
+// when it returns nil) until the test ends; it returns the bound address.
+func serveUDP(t *testing.T, h *Host, port int, reply func(p []byte, from *net.UDPAddr) []byte) *net.UDPAddr {
+	t.Helper()
+	c, err := h.NS.ListenUDP(fmt.Sprintf("%s:%d", h.Addr, port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +33,9 @@ func echoUDP(t *testing.T, h *Host) *net.UDPAddr {
 			if err != nil {
 				return
 			}
-			_, _ = c.WriteToUDP(buf[:n], from)
+			if out := reply(buf[:n], from); out != nil {
+				_, _ = c.WriteToUDP(out, from)
+			}
 		}
 	}()
 	return c.LocalAddr().(*net.UDPAddr)
